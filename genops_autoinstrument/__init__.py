@@ -1,0 +1,51 @@
+"""GenOps AutoInstrument: zero-code cost, budget and policy governance for Python AI applications.
+
+The package is imported by the bootstrap of every process started under ``genops-run``, so this
+module stays tiny: the public names below load their modules on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "PolicyViolation",
+    "Decision",
+    "BudgetStatus",
+    "GenOpsInstrumentor",
+    "CallRequest",
+    "Call",
+    "Usage",
+    "begin_call",
+]
+
+_LAZY = {
+    "PolicyViolation": "errors",
+    "Decision": "errors",
+    "BudgetStatus": "errors",
+    "GenOpsInstrumentor": "instrumentor",
+    "CallRequest": "recording",
+    "Call": "recording",
+    "begin_call": "recording",
+    "Usage": "usage",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .errors import BudgetStatus, Decision, PolicyViolation
+    from .instrumentor import GenOpsInstrumentor
+    from .recording import Call, CallRequest, begin_call
+    from .usage import Usage
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'genops_autoinstrument' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,251 @@
+"""Configuration from environment variables, validated once, up front.
+
+Every variable the core reads is declared here with its parser, so that the launcher, ``--check``
+and the README table agree. An invalid value raises :class:`ConfigError`, which names the variable,
+the value and what is accepted; the launcher turns it into exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .rules import BudgetRule, RateLimitRule, parse_budgets, parse_rate_limits
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+POLICY_MODES = ("enforced", "warn", "audit")
+CONTENT_POLICY_MODES = ("off", "warn", "block")
+FAIL_MODES = ("open", "closed")
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the project cannot accept."""
+
+    def __init__(self, variable: str, value: str, accepted: str) -> None:
+        self.variable = variable
+        self.value = value
+        self.accepted = accepted
+        super().__init__(f"invalid value {value!r} for {variable}: expected {accepted}")
+
+
+def parse_bool(variable: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(variable, raw, "one of true/false, 1/0, yes/no, on/off")
+
+
+def parse_choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(variable: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ConfigError(variable, raw, "one of " + ", ".join(choices))
+        return value
+
+    return parse
+
+
+def parse_list(variable: str, raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def parse_text(variable: str, raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def parse_fraction(variable: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise ConfigError(variable, raw, "a number greater than 0 and at most 1, such as 0.8")
+    return value
+
+
+def parse_positive_int(variable: str, raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(variable, raw, "a whole number greater than 0")
+    return value
+
+
+def parse_existing_file(variable: str, raw: str) -> str | None:
+    path = raw.strip()
+    if not path:
+        return None
+    if not os.path.isfile(path):
+        raise ConfigError(variable, raw, "the path of an existing .toml or .json file")
+    if not path.endswith((".toml", ".json")):
+        raise ConfigError(variable, raw, "a file ending in .toml or .json")
+    return path
+
+
+def parse_ledger_url(variable: str, raw: str) -> str | None:
+    url = raw.strip()
+    if not url:
+        return None
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in ("memory", "sqlite", "redis", "rediss", "redis+cluster"):
+        # Never echo a URL back: it may carry a password.
+        shown = scheme + "://…" if scheme else "<value without a scheme>"
+        raise ConfigError(
+            variable,
+            shown,
+            "memory://, sqlite:///path/to/ledger.db, redis://host:port/db or rediss://…",
+        )
+    return url
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its parser, default and the line of documentation it gets."""
+
+    name: str
+    parse: Callable[[str, str], Any]
+    default: Any
+    doc: str
+    issue: str = "core"
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("GENOPS_ENABLED", parse_bool, True, "`false` turns everything off; the program runs as if started without the launcher."),
+    Variable("GENOPS_DISABLED_INSTRUMENTATIONS", parse_list, (), "Comma-separated entry-point names of plugins to skip (e.g. `openai,anthropic`)."),
+    Variable("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", parse_list, (), "The OpenTelemetry name for the same list; both are honoured."),
+    Variable("GENOPS_LOG_LEVEL", parse_choice(LOG_LEVELS), "warning", "How chatty the `genops` logger is: " + ", ".join(LOG_LEVELS) + "."),
+    Variable("GENOPS_TEAM", parse_text, None, "Attribution: team (`genops.team`)."),
+    Variable("GENOPS_PROJECT", parse_text, None, "Attribution: project (`genops.project`)."),
+    Variable("GENOPS_ENVIRONMENT", parse_text, None, "Attribution: environment (`genops.environment`)."),
+    Variable("GENOPS_CUSTOMER_ID", parse_text, None, "Attribution: customer (`genops.customer_id`)."),
+    Variable("GENOPS_COST_CENTER", parse_text, None, "Attribution: cost center (`genops.cost_center`)."),
+    Variable("GENOPS_FEATURE", parse_text, None, "Attribution: feature (`genops.feature`)."),
+    Variable("GENOPS_PRICING_FILE", parse_existing_file, None, "A TOML or JSON file of extra or overriding prices (USD per million tokens)."),
+    Variable("GENOPS_METRICS_CUSTOMER_DIMENSION", parse_bool, True, "`false` drops `genops.customer_id` from metric dimensions (cardinality)."),
+    Variable("GENOPS_SUMMARY", parse_bool, False, "`1` prints a table of calls, tokens and cost to stderr at exit."),
+    Variable("GENOPS_BUDGETS", lambda n, r: parse_budgets(n, r), (), "Budget rules, e.g. `team=50/day;customer_id=2/day:warn;global=2000/month`."),
+    Variable("GENOPS_BUDGET_ALERT_THRESHOLD", parse_fraction, 0.8, "Fraction of a budget at which `genops.budget.alert` is emitted, once per period."),
+    Variable("GENOPS_RATE_LIMITS", lambda n, r: parse_rate_limits(n, r), (), "Rate limits, e.g. `team=600/min;customer_id=30/min`."),
+    Variable("GENOPS_LEDGER_URL", parse_ledger_url, None, "Where budget and rate state lives: SQLite in the state folder (default), `memory://`, `sqlite:///path`, `redis://…`."),
+    Variable("GENOPS_LEDGER_TIMEOUT_MS", parse_positive_int, 50, "Longest wait for the ledger per call, in milliseconds, before `GENOPS_FAIL_MODE` decides."),
+    Variable("GENOPS_FAIL_MODE", parse_choice(FAIL_MODES), "open", "What a ledger failure means: `open` allows the call, `closed` blocks it."),
+    Variable("GENOPS_ALLOWED_MODELS", parse_list, (), "Comma-separated globs of requested models that may be used (all when empty)."),
+    Variable("GENOPS_BLOCKED_MODELS", parse_list, (), "Comma-separated globs of requested models that may not be used."),
+    Variable("GENOPS_MODEL_POLICY", parse_choice(POLICY_MODES), "enforced", "Mode of the model rules: enforced, warn or audit."),
+    Variable("GENOPS_CONTENT_POLICY", parse_choice(CONTENT_POLICY_MODES), "off", "Outgoing-prompt checks for PII and secrets: off, warn or block."),
+    Variable("GENOPS_OTEL_INSTRUMENTORS", parse_bool, True, "`false` stops `genops-run` from activating installed OpenTelemetry contrib instrumentors."),
+    Variable("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", parse_bool, False, "Standard switch: record prompt and completion content on spans."),
+)
+_BY_NAME = {variable.name: variable for variable in VARIABLES}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration of one process."""
+
+    enabled: bool = True
+    disabled_instrumentations: frozenset[str] = frozenset()
+    log_level: str = "warning"
+    attribution: Mapping[str, str] = field(default_factory=dict)
+    pricing_file: str | None = None
+    metrics_customer_dimension: bool = True
+    summary: bool = False
+    budgets: tuple[BudgetRule, ...] = ()
+    budget_alert_threshold: float = 0.8
+    rate_limits: tuple[RateLimitRule, ...] = ()
+    ledger_url: str | None = None
+    ledger_timeout_ms: int = 50
+    fail_mode: str = "open"
+    allowed_models: tuple[str, ...] = ()
+    blocked_models: tuple[str, ...] = ()
+    model_policy: str = "enforced"
+    content_policy: str = "off"
+    otel_instrumentors: bool = True
+    capture_content: bool = False
+
+
+_ATTRIBUTION_VARIABLES = {
+    "GENOPS_TEAM": "genops.team",
+    "GENOPS_PROJECT": "genops.project",
+    "GENOPS_ENVIRONMENT": "genops.environment",
+    "GENOPS_CUSTOMER_ID": "genops.customer_id",
+    "GENOPS_COST_CENTER": "genops.cost_center",
+    "GENOPS_FEATURE": "genops.feature",
+}
+
+
+def read(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """Parse one declared variable (its default when unset or empty)."""
+    environ = os.environ if environ is None else environ
+    variable = _BY_NAME[name]
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return variable.default
+    return variable.parse(name, raw)
+
+
+def is_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Cheap check used first by the bootstrap, before anything else is parsed."""
+    return bool(read("GENOPS_ENABLED", environ))
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate every declared variable and return the settings; raise ConfigError on the first bad one."""
+    environ = os.environ if environ is None else environ
+    values = {variable.name: read(variable.name, environ) for variable in VARIABLES}
+    attribution = {key: values[name] for name, key in _ATTRIBUTION_VARIABLES.items() if values[name]}
+    return Settings(
+        enabled=values["GENOPS_ENABLED"],
+        disabled_instrumentations=frozenset(
+            values["GENOPS_DISABLED_INSTRUMENTATIONS"] + values["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"]
+        ),
+        log_level=values["GENOPS_LOG_LEVEL"],
+        attribution=attribution,
+        pricing_file=values["GENOPS_PRICING_FILE"],
+        metrics_customer_dimension=values["GENOPS_METRICS_CUSTOMER_DIMENSION"],
+        summary=values["GENOPS_SUMMARY"],
+        budgets=values["GENOPS_BUDGETS"],
+        budget_alert_threshold=values["GENOPS_BUDGET_ALERT_THRESHOLD"],
+        rate_limits=values["GENOPS_RATE_LIMITS"],
+        ledger_url=values["GENOPS_LEDGER_URL"],
+        ledger_timeout_ms=values["GENOPS_LEDGER_TIMEOUT_MS"],
+        fail_mode=values["GENOPS_FAIL_MODE"],
+        allowed_models=values["GENOPS_ALLOWED_MODELS"],
+        blocked_models=values["GENOPS_BLOCKED_MODELS"],
+        model_policy=values["GENOPS_MODEL_POLICY"],
+        content_policy=values["GENOPS_CONTENT_POLICY"],
+        otel_instrumentors=values["GENOPS_OTEL_INSTRUMENTORS"],
+        capture_content=values["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"],
+    )
+
+
+_current: Settings | None = None
+
+
+def current() -> Settings:
+    """The process's settings, loaded on first use (plugins used outside the launcher get them too)."""
+    global _current
+    if _current is None:
+        try:
+            _current = load()
+        except ConfigError as error:
+            # Outside the launcher there is nobody to exit 2; refuse loudly but keep the app alive
+            # with governance at its safest: nothing configured is trusted.
+            import logging
+
+            logging.getLogger("genops").error("%s; GenOps uses its defaults", error)
+            _current = Settings()
+    return _current
+
+
+def set_current(settings: Settings | None) -> None:
+    """Replace the process's settings (the bootstrap after validation; tests)."""
+    global _current
+    _current = settings

@@ -1,0 +1,1 @@
+"""Budget and rate ledgers, chosen by GENOPS_LEDGER_URL."""

@@ -1,0 +1,200 @@
+"""OpenTelemetry SDK setup from the standard ``OTEL_*`` variables, done lazily and at most once.
+
+Nothing here runs at startup: the SDK is configured on the first recorded call, so a program that
+never calls a model pays nothing, and an application that configured its own providers by then
+keeps them (GenOps then records into the application's providers). Exporting never blocks the
+application: spans and metrics are batched in the background, and exit-time flushing is bounded.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from typing import Any
+
+from . import __version__, semconv
+
+log = logging.getLogger("genops")
+
+_lock = threading.Lock()
+_configured = False
+_owned: list[Any] = []  # providers GenOps created (and therefore flushes and shuts down)
+
+EXIT_FLUSH_SECONDS_DEFAULT = 5.0
+
+
+def _exporter_names(signal: str) -> list[str]:
+    raw = os.environ.get(f"OTEL_{signal.upper()}_EXPORTER", "otlp")
+    return [name.strip().lower() for name in raw.split(",") if name.strip()]
+
+
+def _protocol(signal: str) -> str:
+    return (
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip().lower()
+
+
+def _span_exporter(name: str) -> Any:
+    if name == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter()
+    if name == "otlp":
+        if _protocol("traces") == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[assignment]
+        return OTLPSpanExporter()
+    return _entry_point_exporter("opentelemetry_traces_exporter", name)
+
+
+def _metric_exporter(name: str) -> Any:
+    if name == "console":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+        return ConsoleMetricExporter()
+    if name == "otlp":
+        if _protocol("metrics") == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter  # type: ignore[assignment]
+        return OTLPMetricExporter()
+    return _entry_point_exporter("opentelemetry_metrics_exporter", name)
+
+
+def _entry_point_exporter(group: str, name: str) -> Any:
+    from importlib.metadata import entry_points
+
+    for entry_point in entry_points(group=group, name=name):
+        return entry_point.load()()
+    raise ValueError(f"no exporter named {name!r} is installed (entry-point group {group})")
+
+
+def resource() -> Any:
+    """The SDK resource from OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES plus GenOps' own."""
+    from opentelemetry.sdk.resources import Resource
+
+    return Resource.create({semconv.RESOURCE_GENOPS_VERSION: __version__})
+
+
+def ensure_configured() -> None:
+    """Install GenOps' tracer and meter providers unless the application already has its own."""
+    global _configured
+    if _configured:
+        return
+    with _lock:
+        if _configured:
+            return
+        _configured = True
+        try:
+            _configure_tracing()
+        except Exception as error:
+            log.warning("GenOps could not set up tracing (%s); spans are not exported", error)
+        try:
+            _configure_metrics()
+        except Exception as error:
+            log.warning("GenOps could not set up metrics (%s); metrics are not exported", error)
+        if _owned:
+            atexit.register(shutdown)
+
+
+def _has_real_provider(getter: Any, proxy_type_name: str) -> bool:
+    provider = getter()
+    return type(provider).__name__ not in (proxy_type_name, "NoOpTracerProvider", "NoOpMeterProvider", "_ProxyMeterProvider")
+
+
+def _configure_tracing() -> None:
+    from opentelemetry import trace
+
+    if _has_real_provider(trace.get_tracer_provider, "ProxyTracerProvider"):
+        log.debug("the application set its own TracerProvider; GenOps records into it")
+        return
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=resource(), shutdown_on_exit=False)
+    for name in _exporter_names("traces"):
+        if name == "none":
+            continue
+        provider.add_span_processor(BatchSpanProcessor(_span_exporter(name)))
+    trace.set_tracer_provider(provider)
+    _owned.append(provider)
+
+
+def _configure_metrics() -> None:
+    from opentelemetry import metrics
+
+    if _has_real_provider(metrics.get_meter_provider, "_ProxyMeterProvider"):
+        log.debug("the application set its own MeterProvider; GenOps records into it")
+        return
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    readers = [
+        PeriodicExportingMetricReader(_metric_exporter(name))
+        for name in _exporter_names("metrics")
+        if name != "none"
+    ]
+    provider = MeterProvider(resource=resource(), metric_readers=readers, shutdown_on_exit=False)
+    metrics.set_meter_provider(provider)
+    _owned.append(provider)
+
+
+def shutdown(timeout_seconds: float | None = None) -> None:
+    """Flush and shut down GenOps' providers, giving up after a bounded time (never hangs exit)."""
+    if timeout_seconds is None:
+        try:
+            timeout_seconds = float(os.environ.get("GENOPS_EXIT_FLUSH_SECONDS", EXIT_FLUSH_SECONDS_DEFAULT))
+        except ValueError:
+            timeout_seconds = EXIT_FLUSH_SECONDS_DEFAULT
+    providers = list(_owned)
+    _owned.clear()
+    if not providers:
+        return
+
+    def _run() -> None:
+        for provider in providers:
+            try:
+                provider.shutdown()
+            except Exception as error:  # pragma: no cover - exporter failures at exit
+                log.debug("GenOps telemetry shutdown: %r", error)
+
+    worker = threading.Thread(target=_run, name="genops-telemetry-shutdown", daemon=True)
+    worker.start()
+    worker.join(timeout_seconds)
+    if worker.is_alive():
+        log.warning("GenOps gave up flushing telemetry after %.1fs (collector unreachable?)", timeout_seconds)
+
+
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
+
+
+def tracer(provider: Any = None) -> Any:
+    """GenOps' tracer, from ``provider`` or the global one (configured on first use)."""
+    if provider is not None:
+        return provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
+    from opentelemetry import trace
+
+    ensure_configured()
+    return trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
+
+
+def meter(provider: Any = None) -> Any:
+    """GenOps' meter, from ``provider`` or the global one (configured on first use)."""
+    if provider is not None:
+        return provider.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
+    from opentelemetry import metrics
+
+    ensure_configured()
+    return metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
+
+
+def reset_for_tests() -> None:
+    """Forget the configuration so a test can install in-memory providers."""
+    global _configured
+    _configured = False
+    _owned.clear()
