@@ -6,8 +6,6 @@ module stays tiny: the public names below load their modules on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
 __all__ = [
@@ -33,14 +31,14 @@ _LAZY = {
     "Usage": "usage",
 }
 
-if TYPE_CHECKING:  # pragma: no cover
+if False:  # pragma: no cover - names for type checkers, without importing typing at start-up
     from .errors import BudgetStatus, Decision, PolicyViolation
     from .instrumentor import GenOpsInstrumentor
     from .recording import Call, CallRequest, begin_call
     from .usage import Usage
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'genops_autoinstrument' has no attribute {name!r}")

@@ -1,0 +1,5 @@
+"""``python -m genops_autoinstrument COMMAND …``: the launcher, from any interpreter that has GenOps."""
+
+from .launcher import main
+
+raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""The start-up cache: discovered plugins and already-validated environments, per interpreter.
+
+A normal start reads one small ``marshal`` file instead of scanning entry points (which imports
+``importlib.metadata`` and every plugin module) and instead of re-validating an environment that
+was valid before. The cache is keyed by everything that could change the answer: the interpreter,
+the GenOps version, every ``sys.path`` entry and its modification time (installing or removing a
+distribution changes its folder's), and, for validation, every ``GENOPS_*``/``OTEL_*`` variable and
+the pricing file's size and time. Only ``os``, ``sys`` and builtins are used here.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+from typing import Any
+
+_FORMAT = 1
+_MAX_ENVS = 32
+
+
+def cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "genops")
+
+
+def path_fingerprint(version: str) -> str:
+    parts = [str(_FORMAT), version, sys.executable, sys.version]
+    for entry in sys.path:
+        try:
+            parts.append(f"{entry}\0{os.stat(entry or '.').st_mtime_ns}")
+        except OSError:
+            parts.append(f"{entry}\0-")
+    return "\n".join(parts)
+
+
+def env_fingerprint(environ: Any = None) -> str:
+    environ = os.environ if environ is None else environ
+    items = sorted((key, value) for key, value in environ.items() if key.startswith(("GENOPS_", "OTEL_")))
+    parts = [f"{key}={value}" for key, value in items]
+    pricing = environ.get("GENOPS_PRICING_FILE")
+    if pricing:
+        try:
+            stat = os.stat(pricing)
+            parts.append(f"pricing\0{stat.st_size}\0{stat.st_mtime_ns}")
+        except OSError:
+            parts.append("pricing\0missing")
+    return "\n".join(parts)
+
+
+def _file(version: str) -> str:
+    from zlib import crc32
+
+    key = crc32(f"{sys.executable}\0{version}".encode())
+    return os.path.join(cache_dir(), f"boot-{key:08x}.marshal")
+
+
+def load(version: str) -> dict[str, Any] | None:
+    """The cached entry if it still matches this interpreter's paths, else None."""
+    if os.environ.get("GENOPS_BOOT_CACHE", "").lower() in ("0", "false", "off", "no"):
+        return None
+    try:
+        with open(_file(version), "rb") as handle:
+            data = marshal.load(handle)
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    if not isinstance(data, dict) or data.get("paths") != path_fingerprint(version):
+        return None
+    return data
+
+
+def store(version: str, plugins: list[tuple[Any, ...]], valid_env: str | None, previous: dict[str, Any] | None = None) -> None:
+    """Write the entry atomically; failures only cost the next start a scan."""
+    if os.environ.get("GENOPS_BOOT_CACHE", "").lower() in ("0", "false", "off", "no"):
+        return
+    envs = list(previous.get("envs", ())) if previous else []
+    if valid_env is not None and valid_env not in envs:
+        envs = (envs + [valid_env])[-_MAX_ENVS:]
+    data = {"paths": path_fingerprint(version), "plugins": plugins, "envs": envs}
+    path = _file(version)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temporary = f"{path}.{os.getpid()}.tmp"
+        with open(temporary, "wb") as handle:
+            marshal.dump(data, handle)
+        os.replace(temporary, path)
+    except OSError:
+        pass

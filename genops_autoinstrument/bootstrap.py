@@ -1,0 +1,104 @@
+"""What the ``sitecustomize`` of ``genops-run`` calls in every Python process it starts.
+
+The common path must cost a few hundred microseconds: it reads the start-up cache, registers the
+watched module names with the finder and returns. Nothing heavy (OpenTelemetry, importlib.metadata,
+plugins, ``typing``, ``logging``) is imported unless a watched library is imported, or the cache is
+missing or stale (then the environment is validated and the entry points are scanned once).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import __version__
+
+_done = False
+
+_FALSE = ("0", "false", "no", "off")
+PLUGIN_GROUP = "genops_instrumentor"
+OTEL_GROUP = "opentelemetry_instrumentor"
+
+
+def _disabled_names(environ: "os._Environ[str]") -> set[str]:
+    names: set[str] = set()
+    for variable in ("GENOPS_DISABLED_INSTRUMENTATIONS", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"):
+        names.update(part.strip() for part in environ.get(variable, "").split(",") if part.strip())
+    return names
+
+
+def validate_or_exit() -> None:
+    """Validate every variable; on an invalid one print a single line and exit with status 2."""
+    from .config import ConfigError, load
+
+    try:
+        load()
+    except ConfigError as error:
+        try:
+            sys.stderr.write(f"genops-run: {error}\n")
+            sys.stderr.flush()
+        finally:
+            os._exit(2)
+
+
+def _plugins(cached: dict | None, env_valid: bool) -> list[tuple]:
+    """Plugin records (PluginInfo tuples), from the cache or from a fresh scan stored for next time."""
+    from . import bootcache
+
+    if cached is not None and env_valid:
+        return list(cached["plugins"])
+    if cached is not None:
+        plugins = list(cached["plugins"])
+    else:
+        from .discovery import scan
+
+        groups = [PLUGIN_GROUP, OTEL_GROUP]
+        plugins = [info.to_tuple() for info in scan(groups)]
+    bootcache.store(__version__, plugins, bootcache.env_fingerprint(), cached)
+    return plugins
+
+
+def _hook(record: tuple) -> "object":
+    def hook(module: object) -> None:
+        from .activation import activate, configure_logging
+        from .discovery import PluginInfo
+
+        configure_logging(os.environ.get("GENOPS_LOG_LEVEL", "").strip() or "warning")
+        activate(PluginInfo.from_tuple(record), module)
+
+    hook.genops_plugin = record  # type: ignore[attr-defined]
+    return hook
+
+
+def run() -> None:
+    """Validate, discover and install the finder, once per process."""
+    global _done
+    if _done:
+        return
+    _done = True
+    environ = os.environ
+    if environ.get("GENOPS_ENABLED", "").strip().lower() in _FALSE:
+        return
+    from . import bootcache
+    from .finder import get_finder
+
+    cached = bootcache.load(__version__)
+    env_valid = cached is not None and bootcache.env_fingerprint() in cached.get("envs", ())
+    if not env_valid:
+        validate_or_exit()
+    disabled = _disabled_names(environ)
+    contrib = environ.get("GENOPS_OTEL_INSTRUMENTORS", "").strip().lower() not in _FALSE
+    finder = get_finder()
+    records = [record for record in _plugins(cached, env_valid) if record[0] not in disabled]
+    # A GenOps plugin owns its library: an OpenTelemetry instrumentor of the same library (the
+    # official OpenAI one, say) is not activated beside it, so each call gets one GenAI span.
+    owned = {module for record in records if record[2] == PLUGIN_GROUP for module in record[5]}
+    for record in records:
+        group, watched = record[2], record[5]
+        if group == OTEL_GROUP and (not contrib or owned.intersection(watched)):
+            continue
+        hook = _hook(record)
+        for module_name in watched:
+            finder.watch(module_name, hook)
+    if finder.watched:
+        finder.install()
