@@ -13,7 +13,7 @@ from __future__ import annotations
 import marshal
 import os
 import sys
-from typing import Any
+
 
 _FORMAT = 1
 _MAX_ENVS = 32
@@ -34,7 +34,7 @@ def path_fingerprint(version: str) -> str:
     return "\n".join(parts)
 
 
-def env_fingerprint(environ: Any = None) -> str:
+def env_fingerprint(environ: "Mapping[str, str] | None" = None) -> str:
     environ = os.environ if environ is None else environ
     items = sorted((key, value) for key, value in environ.items() if key.startswith(("GENOPS_", "OTEL_")))
     parts = [f"{key}={value}" for key, value in items]
@@ -55,7 +55,7 @@ def _file(version: str) -> str:
     return os.path.join(cache_dir(), f"boot-{key:08x}.marshal")
 
 
-def load(version: str) -> dict[str, Any] | None:
+def load(version: str) -> "dict | None":
     """The cached entry if it still matches this interpreter's paths, else None."""
     if os.environ.get("GENOPS_BOOT_CACHE", "").lower() in ("0", "false", "off", "no"):
         return None
@@ -69,7 +69,7 @@ def load(version: str) -> dict[str, Any] | None:
     return data
 
 
-def store(version: str, plugins: list[tuple[Any, ...]], valid_env: str | None, previous: dict[str, Any] | None = None) -> None:
+def store(version: str, plugins: list, valid_env: "str | None", previous: "dict | None" = None) -> None:
     """Write the entry atomically; failures only cost the next start a scan."""
     if os.environ.get("GENOPS_BOOT_CACHE", "").lower() in ("0", "false", "off", "no"):
         return

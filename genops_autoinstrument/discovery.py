@@ -7,7 +7,6 @@ does no scan at all.
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Iterable
 
 PLUGIN_GROUP = "genops_instrumentor"
@@ -50,19 +49,17 @@ class PluginInfo:
         return f"PluginInfo({self.name!r}, {self.value!r}, watched={self.watched!r})"
 
 
+# The standard library's importlib.metadata (3.10+) selects entry points by group; the
+# importlib_metadata backport would add its own finder to the application's sys.meta_path.
 def _entry_points(group: str) -> list[Any]:
-    if sys.version_info >= (3, 12):
-        from importlib.metadata import entry_points
-    else:
-        from importlib_metadata import entry_points
+    from importlib.metadata import entry_points
+
     return list(entry_points(group=group))
 
 
 def _metadata() -> Any:
-    if sys.version_info >= (3, 12):
-        import importlib.metadata as metadata
-    else:
-        import importlib_metadata as metadata
+    import importlib.metadata as metadata
+
     return metadata
 
 
