@@ -124,6 +124,12 @@ def scan(groups: Iterable[str] = (PLUGIN_GROUP,)) -> list[PluginInfo]:
                 _describe_from_metadata(info, dist)
                 found.append(info)
                 continue
+            declared = _instruments_extra(dist)
+            if declared and not any(installed_version(requirement_name(requirement)) for requirement in declared):
+                # The target is not installed: describe the plugin from metadata, never import it.
+                info.requirements = tuple(declared)
+                found.append(info)
+                continue
             try:
                 plugin_class = entry_point.load()
                 requirements = tuple(plugin_class().instrumentation_dependencies())
@@ -141,13 +147,19 @@ def scan(groups: Iterable[str] = (PLUGIN_GROUP,)) -> list[PluginInfo]:
     return found
 
 
-def _describe_from_metadata(info: PluginInfo, dist: Any) -> None:
-    """OpenTelemetry contrib instrumentors often import their target at module level, so they are
-    described from their ``instruments`` extra instead of being loaded."""
+def _instruments_extra(dist: Any) -> list[str]:
+    """The requirements a distribution lists under its ``instruments`` extra (OpenTelemetry's convention)."""
     requirements: list[str] = []
     for requirement in (dist.requires or ()) if dist is not None else ():
         if "extra ==" in requirement and "instruments" in requirement.split("extra ==", 1)[1]:
             requirements.append(requirement.split(";", 1)[0].strip())
+    return requirements
+
+
+def _describe_from_metadata(info: PluginInfo, dist: Any) -> None:
+    """OpenTelemetry contrib instrumentors often import their target at module level, so they are
+    described from their ``instruments`` extra instead of being loaded."""
+    requirements = _instruments_extra(dist)
     modules: list[str] = []
     for requirement in requirements:
         try:

@@ -84,7 +84,7 @@ class FakeSite:
 
     def dist(self, name: str, version: str, top_level: list[str], entry_points: str = "", requires: list[str] = ()) -> None:
         info = self.site / f"{name.replace('-', '_')}-{version}.dist-info"
-        info.mkdir()
+        info.mkdir(exist_ok=True)
         metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
         metadata += "".join(f"Requires-Dist: {requirement}\n" for requirement in requires)
         (info / "METADATA").write_text(metadata)
@@ -111,6 +111,7 @@ class FakeSite:
             "0.1.0",
             [package],
             f"[genops_instrumentor]\n{name} = {package}:FakeInstrumentor\n",
+            requires=[f'{requirement.replace(" ", "")}; extra == "instruments"' for requirement in requirements],
         )
 
     def env(self, **extra: str) -> dict[str, str]:
