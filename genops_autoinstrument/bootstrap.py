@@ -27,18 +27,23 @@ def _disabled_names(environ: "os._Environ[str]") -> set[str]:
     return names
 
 
-def validate_or_exit() -> None:
+def validate_or_exit(records: list | None = None) -> None:
     """Validate every variable; on an invalid one print a single line and exit with status 2."""
-    from .config import ConfigError, load
+    from .config import ConfigError, validate
 
+    records = records or []
+    variables = tuple(spec for record in records if len(record) > 8 for spec in record[8])
+    names = tuple(record[0] for record in records)
     try:
-        load()
+        _, warnings = validate(None, variables, names)
     except ConfigError as error:
         try:
             sys.stderr.write(f"genops-run: {error}\n")
             sys.stderr.flush()
         finally:
             os._exit(2)
+    for warning in warnings:
+        sys.stderr.write(f"genops: warning: {warning}\n")
 
 
 def _plugins(cached: dict | None, env_valid: bool) -> list[tuple]:
@@ -54,6 +59,7 @@ def _plugins(cached: dict | None, env_valid: bool) -> list[tuple]:
 
         groups = [PLUGIN_GROUP, OTEL_GROUP]
         plugins = [info.to_tuple() for info in scan(groups)]
+    validate_or_exit(plugins)  # exits with status 2 when invalid: nothing below is cached then
     bootcache.store(__version__, plugins, bootcache.env_fingerprint(), cached)
     return plugins
 
@@ -84,12 +90,11 @@ def run() -> None:
 
     cached = bootcache.load(__version__)
     env_valid = cached is not None and bootcache.env_fingerprint() in cached.get("envs", ())
-    if not env_valid:
-        validate_or_exit()
+    records = _plugins(cached, env_valid)
     disabled = _disabled_names(environ)
     contrib = environ.get("GENOPS_OTEL_INSTRUMENTORS", "").strip().lower() not in _FALSE
     finder = get_finder()
-    records = [record for record in _plugins(cached, env_valid) if record[0] not in disabled]
+    records = [record for record in records if record[0] not in disabled]
     # A GenOps plugin owns its library: an OpenTelemetry instrumentor of the same library (the
     # official OpenAI one, say) is not activated beside it, so each call gets one GenAI span.
     owned = {module for record in records if record[2] == PLUGIN_GROUP for module in record[5]}

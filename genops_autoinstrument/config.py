@@ -78,6 +78,16 @@ def parse_positive_int(variable: str, raw: str) -> int:
     return value
 
 
+def parse_seconds(variable: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 600.0:
+        raise ConfigError(variable, raw, "a number of seconds between 0 and 600, such as 2 or 0.5")
+    return value
+
+
 def parse_existing_file(variable: str, raw: str) -> str | None:
     path = raw.strip()
     if not path:
@@ -86,6 +96,17 @@ def parse_existing_file(variable: str, raw: str) -> str | None:
         raise ConfigError(variable, raw, "the path of an existing .toml or .json file")
     if not path.endswith((".toml", ".json")):
         raise ConfigError(variable, raw, "a file ending in .toml or .json")
+    return path
+
+
+def _parse_pricing_file(variable: str, raw: str) -> str | None:
+    """Existence, format and every entry: a bad pricing file is a start-up error naming line and key."""
+    path = parse_existing_file(variable, raw)
+    if path is None:
+        return None
+    from .pricing_file import parse_pricing_file
+
+    parse_pricing_file(variable, raw)
     return path
 
 
@@ -127,7 +148,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GENOPS_CUSTOMER_ID", parse_text, None, "Attribution: customer (`genops.customer_id`)."),
     Variable("GENOPS_COST_CENTER", parse_text, None, "Attribution: cost center (`genops.cost_center`)."),
     Variable("GENOPS_FEATURE", parse_text, None, "Attribution: feature (`genops.feature`)."),
-    Variable("GENOPS_PRICING_FILE", parse_existing_file, None, "A TOML or JSON file of extra or overriding prices (USD per million tokens)."),
+    Variable("GENOPS_PRICING_FILE", lambda n, r: _parse_pricing_file(n, r), None, "A TOML or JSON file of extra or overriding prices (USD per million tokens)."),
     Variable("GENOPS_METRICS_CUSTOMER_DIMENSION", parse_bool, True, "`false` drops `genops.customer_id` from metric dimensions (cardinality)."),
     Variable("GENOPS_SUMMARY", parse_bool, False, "`1` prints a table of calls, tokens and cost to stderr at exit."),
     Variable("GENOPS_BUDGETS", lambda n, r: parse_budgets(n, r), (), "Budget rules, e.g. `team=50/day;customer_id=2/day:warn;global=2000/month`."),
@@ -141,6 +162,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GENOPS_MODEL_POLICY", parse_choice(POLICY_MODES), "enforced", "Mode of the model rules: enforced, warn or audit."),
     Variable("GENOPS_CONTENT_POLICY", parse_choice(CONTENT_POLICY_MODES), "off", "Outgoing-prompt checks for PII and secrets: off, warn or block."),
     Variable("GENOPS_OTEL_INSTRUMENTORS", parse_bool, True, "`false` stops `genops-run` from activating installed OpenTelemetry contrib instrumentors."),
+    Variable("GENOPS_EXIT_FLUSH_SECONDS", parse_seconds, 2.0, "Longest time spent flushing telemetry at exit; an unreachable collector never holds the process longer."),
     Variable("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", parse_bool, False, "Standard switch: record prompt and completion content on spans."),
 )
 _BY_NAME = {variable.name: variable for variable in VARIABLES}
@@ -224,6 +246,71 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         otel_instrumentors=values["GENOPS_OTEL_INSTRUMENTORS"],
         capture_content=values["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"],
     )
+
+
+# Read by the bootstrap itself, before validation, and by the test setup.
+_INTERNAL_VARIABLES = frozenset({"GENOPS_BOOT_CACHE"})
+_KINDS = {"bool": parse_bool, "text": parse_text, "int": parse_positive_int, "seconds": parse_seconds}
+
+
+def plugin_variable(name: str, kind: str, default: Any, doc: str) -> tuple[str, str, Any, str]:
+    """Declare a plugin's own variable (``kind``: bool, text, int, seconds, or ``choice:a|b``).
+
+    Plugins list these in ``GenOpsInstrumentor.environment_variables``; discovery records them so
+    that the launcher validates them with the core's and ``--check`` and the docs show them.
+    """
+    parser_for(kind)
+    return (name, kind, default, doc)
+
+
+def parser_for(kind: str) -> Callable[[str, str], Any]:
+    if kind.startswith("choice:"):
+        return parse_choice(tuple(kind[len("choice:") :].split("|")))
+    try:
+        return _KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown variable kind {kind!r}") from None
+
+
+def read_plugin_variable(spec: tuple[str, str, Any, str], environ: Mapping[str, str] | None = None) -> Any:
+    """A plugin variable's value (its default when unset); raises ConfigError when invalid."""
+    environ = os.environ if environ is None else environ
+    name, kind, default, _ = spec
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return parser_for(kind)(name, raw)
+
+
+def validate(
+    environ: Mapping[str, str] | None = None,
+    plugin_variables: tuple[tuple[str, str, Any, str], ...] = (),
+    plugin_names: tuple[str, ...] = (),
+) -> tuple[Settings, list[str]]:
+    """Start-up validation: every core and plugin variable, plus unknown ``GENOPS_*`` names.
+
+    A name that looks like a misspelt known variable (``GENOPS_BUDGET`` for ``GENOPS_BUDGETS``)
+    is an error, since a budget that was meant to block must never quietly stop blocking; other
+    unknown names come back as warnings.
+    """
+    environ = os.environ if environ is None else environ
+    settings = load(environ)
+    known = {variable.name for variable in VARIABLES} | _INTERNAL_VARIABLES
+    for spec in plugin_variables:
+        read_plugin_variable(spec, environ)
+        known.add(spec[0])
+    prefixes = tuple(f"GENOPS_{name.upper()}_" for name in plugin_names)
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith("GENOPS_") or name in known or (prefixes and name.startswith(prefixes)):
+            continue
+        import difflib
+
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.85)
+        if close:
+            raise ConfigError(name, environ[name], f"a known variable (did you mean {close[0]}?)")
+        warnings.append(f"unknown variable {name} is ignored (see genops-run --help for the list)")
+    return settings, warnings
 
 
 _current: Settings | None = None

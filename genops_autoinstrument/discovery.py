@@ -16,7 +16,7 @@ OTEL_GROUP = "opentelemetry_instrumentor"
 class PluginInfo:
     """What the bootstrap needs to know about one plugin, without importing it."""
 
-    __slots__ = ("name", "value", "group", "dist", "dist_version", "watched", "requirements", "error")
+    __slots__ = ("name", "value", "group", "dist", "dist_version", "watched", "requirements", "error", "variables")
 
     def __init__(
         self,
@@ -28,6 +28,7 @@ class PluginInfo:
         watched: tuple[str, ...] = (),
         requirements: tuple[str, ...] = (),
         error: str = "",
+        variables: tuple[tuple[str, str, Any, str], ...] = (),
     ) -> None:
         self.name = name
         self.value = value
@@ -37,6 +38,7 @@ class PluginInfo:
         self.watched = watched
         self.requirements = requirements
         self.error = error
+        self.variables = variables
 
     def to_tuple(self) -> tuple[Any, ...]:
         return tuple(getattr(self, slot) for slot in self.__slots__)
@@ -141,6 +143,7 @@ def scan(groups: Iterable[str] = (PLUGIN_GROUP,)) -> list[PluginInfo]:
                     watched = tuple(dict.fromkeys(modules))
                 info.requirements = requirements
                 info.watched = watched
+                info.variables = tuple(tuple(spec) for spec in getattr(plugin_class, "environment_variables", ()))
             except Exception as error:  # a broken plugin is reported, never fatal
                 info.error = f"{type(error).__name__}: {error}"
             found.append(info)

@@ -123,7 +123,9 @@ class Engine:
         attributes.update(attribution)
         attributes.update(ticket.attributes)
         if self.settings.capture_content and request.input_messages is not None:
-            attributes[semconv.GEN_AI_INPUT_MESSAGES] = _to_json(request.input_messages())
+            content = _content(request.input_messages)
+            if content is not None:
+                attributes[semconv.GEN_AI_INPUT_MESSAGES] = content
         name = f"{request.operation} {request.request_model}" if request.request_model else request.operation
         span = self._tracer.start_span(name, kind=self._kind, attributes=attributes)
         for event_name, event_attributes in ticket.events:
@@ -186,7 +188,7 @@ class Engine:
             attributes[semconv.GEN_AI_RESPONSE_ID] = response_id
         if finish_reasons:
             attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(finish_reasons)
-        dims = self._dimensions(call, model)
+        dims = self._dimensions(call, response_model)
         if usage is not None:
             if usage.input_tokens is not None:
                 attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
@@ -216,7 +218,9 @@ class Engine:
         if model:
             attributes[semconv.GENOPS_COST_MODEL] = model
         if self.settings.capture_content and output_messages is not None:
-            attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = _to_json(output_messages())
+            content = _content(output_messages)
+            if content is not None:
+                attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = content
         if extra:
             attributes.update(extra)
         self._duration.record(duration, dims)
@@ -233,7 +237,7 @@ class Engine:
         span.set_attribute(semconv.ERROR_TYPE, error_type)
         span.set_status(self._status_cls(self._error_code, str(error)[:256]))
         span.record_exception(error) if isinstance(error, Exception) else None
-        dims = self._dimensions(call, call._request.request_model)
+        dims = self._dimensions(call, None)
         dims[semconv.ERROR_TYPE] = error_type
         self._duration.record(duration, dims)
         self._settle(call, None, ran=False)
@@ -257,6 +261,17 @@ class Engine:
 def _error_type(error: BaseException) -> str:
     cls = type(error)
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _content(produce: Any) -> str | None:
+    """Serialise plugin-provided content; a failing callback costs the content, never the span."""
+    try:
+        return _to_json(produce())
+    except Exception as error:
+        from .recording import internal_error
+
+        internal_error("content capture", error)
+        return None
 
 
 def _to_json(value: Any) -> str:

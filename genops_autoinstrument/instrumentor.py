@@ -41,6 +41,10 @@ class GenOpsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     #: Declare it for namespace packages and submodules (``google.genai``, ``botocore.client``).
     watched_modules: tuple[str, ...] = ()
 
+    #: The plugin's own environment variables, declared with ``config.plugin_variable(...)``, so
+    #: that ``genops-run`` validates them at start-up (exit status 2) and ``--check`` lists them.
+    environment_variables: tuple[tuple[str, str, Any, str], ...] = ()
+
     _patches: list[tuple[Any, str, Any]]
 
     def instrumentation_dependencies(self) -> Collection[str]:  # pragma: no cover - abstract

@@ -77,16 +77,26 @@ def check() -> int:
 
     status = 0
     print(f"GenOps AutoInstrument {__version__} ({sys.executable}, Python {sys.version.split()[0]})")
+    plugins = scan([PLUGIN_GROUP, OTEL_GROUP])
+    plugin_variables = tuple(spec for info in plugins for spec in info.variables)
     problems = []
     for variable in config.VARIABLES:
         try:
             config.read(variable.name)
         except config.ConfigError as error:
             problems.append(str(error))
-    try:
-        settings = config.load()
-    except config.ConfigError:
-        settings = None
+    for spec in plugin_variables:
+        try:
+            config.read_plugin_variable(spec)
+        except config.ConfigError as error:
+            problems.append(str(error))
+    settings = None
+    warnings: list[str] = []
+    if not problems:
+        try:
+            settings, warnings = config.validate(None, plugin_variables, tuple(info.name for info in plugins))
+        except config.ConfigError as error:
+            problems.append(str(error))
     if problems:
         status = EXIT_CONFIG
         print("configuration: INVALID")
@@ -97,8 +107,9 @@ def check() -> int:
         assert settings is not None
         if not settings.enabled:
             print("  GENOPS_ENABLED=false: genops-run will start commands without instrumentation")
+        for warning in warnings:
+            print(f"  warning: {warning}")
     disabled = settings.disabled_instrumentations if settings else frozenset()
-    plugins = scan([PLUGIN_GROUP, OTEL_GROUP])
     contrib_enabled = settings.otel_instrumentors if settings else True
     owned = {module for info in plugins if info.group == PLUGIN_GROUP and info.name not in disabled for module in info.watched}
     print("plugins:" if plugins else "plugins: none installed (pip install genops-instrumentation-<provider>)")
@@ -133,6 +144,8 @@ def check() -> int:
         print(f"  {info.name} [{kind}] from {info.dist or '?'} {info.dist_version}")
         print(f"      supports: {target}; installed: {', '.join(versions) or 'n/a'}")
         print(f"      {verdict}")
+        for name, kind, default, doc in info.variables:
+            print(f"      variable {name} ({kind}, default {default}): {doc}")
     return status
 
 
@@ -160,12 +173,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
 
     from . import config
+    from .discovery import OTEL_GROUP, PLUGIN_GROUP, scan
 
     try:
-        settings = config.load()
+        plugins = scan([PLUGIN_GROUP, OTEL_GROUP])
+        settings, warnings = config.validate(
+            None, tuple(spec for info in plugins for spec in info.variables), tuple(info.name for info in plugins)
+        )
     except config.ConfigError as error:
         sys.stderr.write(f"genops-run: {error}\n")
         return EXIT_CONFIG
+    for warning in warnings:
+        sys.stderr.write(f"genops: warning: {warning}\n")
     executable = shutil.which(arguments[0])
     if executable is None:
         sys.stderr.write(f"genops-run: command not found: {arguments[0]}\n")

@@ -22,7 +22,9 @@ class GenOpsDistro(BaseDistro):  # type: ignore[misc]
     def _configure(self, **kwargs: Any) -> None:
         from .bootstrap import validate_or_exit
 
-        validate_or_exit()
+        from .discovery import OTEL_GROUP, PLUGIN_GROUP, scan
+
+        validate_or_exit([info.to_tuple() for info in scan([PLUGIN_GROUP, OTEL_GROUP])])
 
 
 class GenOpsConfigurator(_BaseConfigurator):  # type: ignore[misc]

@@ -22,7 +22,9 @@ _lock = threading.Lock()
 _configured = False
 _owned: list[Any] = []  # providers GenOps created (and therefore flushes and shuts down)
 
-EXIT_FLUSH_SECONDS_DEFAULT = 5.0
+EXIT_FLUSH_SECONDS_DEFAULT = 2.0
+# Exporters log every retry against an unreachable collector; GenOps says it once instead.
+_EXPORTER_LOGGERS = ("opentelemetry.exporter.otlp.proto.http", "opentelemetry.exporter.otlp.proto.grpc", "opentelemetry.sdk._shared_internal")
 
 
 def _exporter_names(signal: str) -> list[str]:
@@ -100,6 +102,24 @@ def ensure_configured() -> None:
             log.warning("GenOps could not set up metrics (%s); metrics are not exported", error)
         if _owned:
             atexit.register(shutdown)
+            if not log.isEnabledFor(logging.DEBUG):
+                for name in _EXPORTER_LOGGERS:
+                    logging.getLogger(name).addFilter(_OncePerMessage())
+
+
+class _OncePerMessage(logging.Filter):
+    """Let each distinct exporter complaint through once per process."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = str(record.msg).split(" retrying", 1)[0][:80]
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
 
 
 def _has_real_provider(getter: Any, proxy_type_name: str) -> bool:
@@ -148,8 +168,10 @@ def shutdown(timeout_seconds: float | None = None) -> None:
     """Flush and shut down GenOps' providers, giving up after a bounded time (never hangs exit)."""
     if timeout_seconds is None:
         try:
-            timeout_seconds = float(os.environ.get("GENOPS_EXIT_FLUSH_SECONDS", EXIT_FLUSH_SECONDS_DEFAULT))
-        except ValueError:
+            from . import config
+
+            timeout_seconds = float(config.read("GENOPS_EXIT_FLUSH_SECONDS"))
+        except Exception:
             timeout_seconds = EXIT_FLUSH_SECONDS_DEFAULT
     providers = list(_owned)
     _owned.clear()

@@ -268,3 +268,31 @@ def test_working_directory_is_unchanged(fake_site, tmp_path):
     workdir.mkdir()
     result = fake_site.run("python", "-c", "import os; print(os.getcwd())", cwd=workdir)
     assert Path(result.stdout.strip()) == workdir
+
+
+def test_plugin_variables_are_validated_and_misspellings_rejected(fake_site):
+    fake_site.module(
+        "genops_vars_plugin/__init__.py",
+        """
+        from genops_autoinstrument import GenOpsInstrumentor
+        from genops_autoinstrument import config
+        class VarsInstrumentor(GenOpsInstrumentor):
+            environment_variables = (config.plugin_variable("GENOPS_VARS_FAST_MODE", "choice:on|off", "on", "A plugin switch."),)
+            def instrumentation_dependencies(self):
+                return ("fakesdk >= 1",)
+            def patch(self):
+                pass
+        """,
+    )
+    fake_site.dist("genops-vars-plugin", "0.1", ["genops_vars_plugin"], "[genops_instrumentor]\nvars = genops_vars_plugin:VarsInstrumentor\n", ['fakesdk>=1; extra == "instruments"'])
+    app = fake_site.app("print('ran')")
+    assert fake_site.run("python", app, env=fake_site.env(GENOPS_VARS_FAST_MODE="off")).stdout == "ran\n"
+    bad = fake_site.run("python", app, env=fake_site.env(GENOPS_VARS_FAST_MODE="maybe"))
+    assert bad.returncode == 2 and "GENOPS_VARS_FAST_MODE" in bad.stderr and "on, off" in bad.stderr
+    typo = fake_site.run("python", app, env=fake_site.env(GENOPS_BUDGET="team=5/day"))
+    assert typo.returncode == 2 and "GENOPS_BUDGET" in typo.stderr and "did you mean GENOPS_BUDGETS" in typo.stderr
+    unknown = fake_site.run("python", app, env=fake_site.env(GENOPS_SOMETHING_ELSE="1"))
+    assert unknown.returncode == 0 and unknown.stdout == "ran\n"
+    assert "unknown variable GENOPS_SOMETHING_ELSE is ignored" in unknown.stderr
+    check = fake_site.run("--check")
+    assert "variable GENOPS_VARS_FAST_MODE (choice:on|off, default on): A plugin switch." in check.stdout

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Set up everything the test suites need on a fresh machine, then run the core's and every
+# instrumentor's tests. The README's test command; .ci/run calls it too.
+#   bash .ci/test.sh [pytest arguments...]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+python=${PYTHON:-python3}
+venv=${GENOPS_TEST_VENV:-$root/.venv-test}
+
+# A real redis-server for the fleet-ledger tests (the test fixtures start and stop it).
+if ! command -v redis-server >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing redis-server (apt-get)"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    else
+        echo "error: redis-server is not installed and cannot be installed here (needs root and apt-get)" >&2
+        exit 1
+    fi
+fi
+
+echo "setting up $venv"
+"$python" -m venv "$venv"
+"$venv/bin/python" -m pip install -q --upgrade pip
+plugins=()
+for plugin in instrumentors/*/; do
+    [ -f "$plugin/pyproject.toml" ] || continue
+    case "$plugin" in instrumentors/_template/) continue ;; esac
+    plugins+=("./${plugin%/}[instruments]")
+done
+# Installed from wheels, not in editable mode: the tests exercise what users install.
+"$venv/bin/python" -m pip install -q ".[test,redis,grpc]" "${plugins[@]}" \
+    "uvicorn>=0.30,<1" "gunicorn>=22,<28" "opentelemetry-instrumentation-openai-v2>=2.1b0,<3"
+
+# Every suite must be collected: the core's and each instrumentor's.
+collected=$("$venv/bin/pytest" --collect-only -q -p no:cacheprovider 2>/dev/null | grep '::' || true)
+for suite in tests "${plugins[@]}"; do
+    suite=${suite#./}
+    suite=${suite%\[instruments\]}
+    if ! grep -q "^$suite/" <<<"$collected"; then
+        echo "error: pytest collected no test from $suite" >&2
+        exit 1
+    fi
+done
+
+cd "$root"
+exec "$venv/bin/pytest" -p no:cacheprovider "$@"
