@@ -1,0 +1,322 @@
+"""Describing one OpenAI SDK call as a :class:`CallRequest` (provider, server, parameters, prompt).
+
+Reads only the keyword arguments the application passed and the client's ``base_url``; never
+headers or the API key. Works on dicts and SDK objects alike, so nothing here imports ``openai``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from genops_autoinstrument import semconv
+from genops_autoinstrument.recording import CallRequest
+
+# Hosts of OpenAI-compatible services, mapped to their gen_ai.provider.name.
+_KNOWN_HOSTS = {
+    "api.groq.com": "groq",
+    "api.deepseek.com": "deepseek",
+    "api.mistral.ai": "mistral_ai",
+    "api.perplexity.ai": "perplexity",
+    "api.x.ai": "x_ai",
+    "generativelanguage.googleapis.com": "gcp.gemini",
+    "openrouter.ai": "openrouter",
+    "api.together.xyz": "together_ai",
+    "api.fireworks.ai": "fireworks",
+    "api.anthropic.com": "anthropic",
+    "api.cerebras.ai": "cerebras",
+}
+_AZURE_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
+
+
+def get(obj: Any, key: str, default: Any = None) -> Any:
+    """``obj[key]`` for mappings, ``obj.key`` for SDK objects; ``default`` when absent."""
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def given(value: Any) -> bool:
+    """False for None and the SDK's ``omit`` / ``NOT_GIVEN`` sentinels."""
+    return value is not None and type(value).__name__ not in ("Omit", "NotGiven")
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, bool) or not given(value):
+        return None
+    return value if isinstance(value, (int, float, str)) else None
+
+
+# --- server and provider ---------------------------------------------------------------------
+class Server:
+    """Where a resource's client sends requests."""
+
+    __slots__ = ("provider", "address", "port", "base_url")
+
+    def __init__(self, provider: str, address: str | None, port: int | None, base_url: str | None) -> None:
+        self.provider = provider
+        self.address = address
+        self.port = port
+        self.base_url = base_url
+
+
+def provider_name(client: Any, host: str | None) -> str:
+    """gen_ai.provider.name for the server the client talks to."""
+    if type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI"):
+        return "azure.ai.openai"
+    if not host:
+        return "openai"
+    host = host.lower()
+    if host == "api.openai.com" or host.endswith(".api.openai.com"):
+        return "openai"
+    if host.endswith(_AZURE_SUFFIXES):
+        return "azure.ai.openai"
+    if host.startswith("bedrock") and host.endswith(".amazonaws.com"):
+        return "aws.bedrock"
+    return _KNOWN_HOSTS.get(host, host)
+
+
+def server_of(resource: Any) -> Server:
+    """Provider and address from ``resource._client.base_url`` (credentials are never read)."""
+    client = getattr(resource, "_client", None)
+    url = getattr(client, "base_url", None)
+    if url is None:
+        return Server(provider_name(client, None), None, None, None)
+    host = getattr(url, "host", None) or None
+    port = getattr(url, "port", None)
+    if port is None:
+        scheme = getattr(url, "scheme", "")
+        port = 443 if scheme == "https" else 80 if scheme == "http" else None
+    return Server(provider_name(client, host), host, port, _without_userinfo(str(url)))
+
+
+def _without_userinfo(url: str) -> str:
+    """A base URL could carry ``user:password@``; credentials are never recorded."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if sep and "@" in authority:
+        return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+    return url
+
+
+# --- prompt text and messages ----------------------------------------------------------------
+def _content_texts(content: Any) -> Iterator[str]:
+    if isinstance(content, str):
+        yield content
+        return
+    if isinstance(content, (list, tuple)):
+        for part in content:
+            if isinstance(part, str):
+                yield part
+                continue
+            text = get(part, "text")
+            if isinstance(text, str):
+                yield text
+            elif isinstance(get(part, "refusal"), str):
+                yield get(part, "refusal")
+
+
+def chat_prompt_text(messages: Any) -> Iterator[str]:
+    """The text parts of chat messages (system, user, assistant and tool contents)."""
+    for message in messages or ():
+        yield from _content_texts(get(message, "content"))
+
+
+def responses_prompt_text(kwargs: Mapping[str, Any]) -> Iterator[str]:
+    """The text of ``instructions`` and ``input`` of a Responses API request."""
+    instructions = kwargs.get("instructions")
+    if isinstance(instructions, str):
+        yield instructions
+    value = kwargs.get("input")
+    if isinstance(value, str):
+        yield value
+        return
+    for item in value if isinstance(value, (list, tuple)) else ():
+        if isinstance(item, str):
+            yield item
+            continue
+        yield from _content_texts(get(item, "content"))
+        output = get(item, "output")
+        if isinstance(output, str):
+            yield output
+
+
+def plain_texts(value: Any) -> Iterator[str]:
+    """Prompt or input of legacy completions and embeddings: a string or a list of strings."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if isinstance(item, str):
+                yield item
+
+
+def _text_parts(content: Any) -> list[dict[str, Any]]:
+    return [{"type": "text", "content": text} for text in _content_texts(content)]
+
+
+def chat_input_messages(messages: Any) -> list[dict[str, Any]]:
+    """Chat messages in the GenAI semconv JSON shape (recorded only on opt-in)."""
+    result = []
+    for message in messages or ():
+        role = get(message, "role") or "user"
+        parts = _text_parts(get(message, "content"))
+        for tool_call in get(message, "tool_calls") or ():
+            function = get(tool_call, "function")
+            parts.append({"type": "tool_call", "id": get(tool_call, "id"), "name": get(function, "name"), "arguments": get(function, "arguments")})
+        if role == "tool":
+            parts = [{"type": "tool_call_response", "id": get(message, "tool_call_id"), "response": " ".join(p["content"] for p in parts if "content" in p)}]
+        result.append({"role": role, "parts": parts})
+    return result
+
+
+def responses_input_messages(kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Responses API instructions and input in the GenAI semconv JSON shape."""
+    result: list[dict[str, Any]] = []
+    if isinstance(kwargs.get("instructions"), str):
+        result.append({"role": "system", "parts": [{"type": "text", "content": kwargs["instructions"]}]})
+    value = kwargs.get("input")
+    if isinstance(value, str):
+        result.append({"role": "user", "parts": [{"type": "text", "content": value}]})
+        return result
+    for item in value if isinstance(value, (list, tuple)) else ():
+        kind = get(item, "type")
+        if kind == "function_call_output":
+            result.append({"role": "tool", "parts": [{"type": "tool_call_response", "id": get(item, "call_id"), "response": get(item, "output")}]})
+        elif kind == "function_call":
+            result.append({"role": "assistant", "parts": [{"type": "tool_call", "id": get(item, "call_id"), "name": get(item, "name"), "arguments": get(item, "arguments")}]})
+        else:
+            result.append({"role": get(item, "role") or "user", "parts": _text_parts(get(item, "content"))})
+    return result
+
+
+# --- parameters -------------------------------------------------------------------------------
+def _stop(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
+def _output_type(response_format: Any) -> str | None:
+    kind = get(response_format, "type") if given(response_format) else None
+    if isinstance(response_format, type):  # a pydantic class given to .parse()
+        return "json"
+    if kind in ("json_schema", "json_object"):
+        return "json"
+    return "text" if kind == "text" else None
+
+
+def _max_tokens(kwargs: Mapping[str, Any], *names: str) -> int | None:
+    for name in names:
+        value = _scalar(kwargs.get(name))
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _common(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        semconv.GEN_AI_REQUEST_TEMPERATURE: _scalar(kwargs.get("temperature")),
+        semconv.GEN_AI_REQUEST_TOP_P: _scalar(kwargs.get("top_p")),
+        semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY: _scalar(kwargs.get("frequency_penalty")),
+        semconv.GEN_AI_REQUEST_PRESENCE_PENALTY: _scalar(kwargs.get("presence_penalty")),
+        semconv.GEN_AI_REQUEST_SEED: _scalar(kwargs.get("seed")),
+        semconv.GEN_AI_REQUEST_STOP_SEQUENCES: _stop(kwargs.get("stop")),
+    }
+    n = _scalar(kwargs.get("n"))
+    if isinstance(n, int) and n != 1:
+        params[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = n
+    return params
+
+
+def _request(
+    server: Server,
+    operation: str,
+    kwargs: Mapping[str, Any],
+    params: dict[str, Any],
+    max_output: int | None,
+    streaming: bool,
+    prompt_text: Callable[[], Iterable[str]] | None,
+    input_messages: Callable[[], Any] | None,
+) -> CallRequest:
+    if max_output is not None:
+        params[semconv.GEN_AI_REQUEST_MAX_TOKENS] = max_output
+    model = kwargs.get("model")
+    return CallRequest(
+        provider=server.provider,
+        operation=operation,
+        request_model=model if isinstance(model, str) and model else None,
+        server_address=server.address,
+        server_port=server.port,
+        api_base_url=server.base_url,
+        parameters={key: value for key, value in params.items() if value is not None},
+        max_output_tokens=max_output,
+        streaming=streaming,
+        prompt_text=prompt_text,
+        input_messages=input_messages,
+    )
+
+
+def chat_request(server: Server, kwargs: Mapping[str, Any], streaming: bool) -> CallRequest:
+    """A chat.completions create/parse call."""
+    params = _common(kwargs)
+    params[semconv.GEN_AI_OUTPUT_TYPE] = _output_type(kwargs.get("response_format"))
+    messages = kwargs.get("messages")
+    return _request(
+        server,
+        semconv.OPERATION_CHAT,
+        kwargs,
+        params,
+        _max_tokens(kwargs, "max_completion_tokens", "max_tokens"),
+        streaming,
+        lambda: chat_prompt_text(messages),
+        lambda: chat_input_messages(messages),
+    )
+
+
+def responses_request(server: Server, kwargs: Mapping[str, Any], streaming: bool) -> CallRequest:
+    """A Responses API create/parse call (a chat operation)."""
+    params = {
+        semconv.GEN_AI_REQUEST_TEMPERATURE: _scalar(kwargs.get("temperature")),
+        semconv.GEN_AI_REQUEST_TOP_P: _scalar(kwargs.get("top_p")),
+    }
+    text = kwargs.get("text")
+    params[semconv.GEN_AI_OUTPUT_TYPE] = "json" if given(kwargs.get("text_format")) else _output_type(get(text, "format") if given(text) else None)
+    return _request(
+        server,
+        semconv.OPERATION_CHAT,
+        kwargs,
+        params,
+        _max_tokens(kwargs, "max_output_tokens"),
+        streaming,
+        lambda: responses_prompt_text(kwargs),
+        lambda: responses_input_messages(kwargs),
+    )
+
+
+def completions_request(server: Server, kwargs: Mapping[str, Any], streaming: bool) -> CallRequest:
+    """A legacy completions.create call."""
+    prompt = kwargs.get("prompt")
+    return _request(
+        server,
+        semconv.OPERATION_TEXT_COMPLETION,
+        kwargs,
+        _common(kwargs),
+        _max_tokens(kwargs, "max_tokens"),
+        streaming,
+        lambda: plain_texts(prompt),
+        lambda: [{"role": "user", "parts": [{"type": "text", "content": t} for t in plain_texts(prompt)]}],
+    )
+
+
+def embeddings_request(server: Server, kwargs: Mapping[str, Any], streaming: bool) -> CallRequest:
+    """An embeddings.create call."""
+    value = kwargs.get("input")
+    params: dict[str, Any] = {}
+    encoding = kwargs.get("encoding_format")
+    if isinstance(encoding, str):
+        params[semconv.GEN_AI_REQUEST_ENCODING_FORMATS] = [encoding]
+    return _request(server, semconv.OPERATION_EMBEDDINGS, kwargs, params, None, False, lambda: plain_texts(value), None)

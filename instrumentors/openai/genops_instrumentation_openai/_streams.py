@@ -1,0 +1,124 @@
+"""Stream accumulators: what GenOps reads from OpenAI chunks and events while the app iterates.
+
+The chat and legacy-completions accumulators hide the usage-only chunk (``choices == []``) that
+GenOps itself asked for, so the application sees exactly the chunks it would see unpatched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from genops_autoinstrument.recording import Call
+from genops_autoinstrument.streams import StreamAccumulator
+
+from ._request import get
+from ._response import _int, _str, chat_usage, finish_responses
+
+
+class _Choices:
+    """Per-choice text and tool calls, collected only when content capture is on."""
+
+    def __init__(self) -> None:
+        self.text: dict[int, list[str]] = {}
+        self.tools: dict[int, dict[int, dict[str, Any]]] = {}
+
+    def add(self, index: int, delta: Any, text_key: str) -> None:
+        if delta is None:
+            return
+        for key in (text_key, "refusal"):
+            piece = get(delta, key)
+            if isinstance(piece, str) and piece:
+                self.text.setdefault(index, []).append(piece)
+        for tool in get(delta, "tool_calls") or ():
+            slot = self.tools.setdefault(index, {}).setdefault(_int(get(tool, "index")) or 0, {"type": "tool_call", "id": None, "name": None, "arguments": ""})
+            function = get(tool, "function")
+            slot["id"] = get(tool, "id") or slot["id"]
+            slot["name"] = get(function, "name") or slot["name"]
+            slot["arguments"] += get(function, "arguments") or ""
+
+    def messages(self, reasons: dict[int, str]) -> list[dict[str, Any]]:
+        indexes = sorted(set(self.text) | set(self.tools) | set(reasons))
+        return [
+            {
+                "role": "assistant",
+                "parts": ([{"type": "text", "content": "".join(self.text[i])}] if i in self.text else []) + list(self.tools.get(i, {}).values()),
+                "finish_reason": reasons.get(i),
+            }
+            for i in indexes
+        ]
+
+
+def _unset_usage(chunk: Any) -> None:
+    """Asking for usage makes the server add ``"usage": null`` to every chunk; mark the field unset
+    again so ``chunk.to_dict()``/``to_json()`` are what the application would get unpatched."""
+    fields_set = getattr(chunk, "__pydantic_fields_set__", None)
+    if isinstance(fields_set, set):
+        fields_set.discard("usage")
+
+
+class ChatStreamAccumulator(StreamAccumulator):
+    """Chat completion chunks (``text_key="text"`` for legacy completions)."""
+
+    def __init__(self, hide_usage_chunk: bool, capture: bool, text_key: str = "content") -> None:
+        self._hide = hide_usage_chunk
+        self._text_key = text_key
+        self._choices = _Choices() if capture else None
+        self._model: str | None = None
+        self._id: str | None = None
+        self._reasons: dict[int, str] = {}
+        self._usage: Any = None
+
+    def add(self, chunk: Any) -> bool:
+        self._model = self._model or _str(get(chunk, "model"))
+        self._id = self._id or _str(get(chunk, "id"))
+        choices = get(chunk, "choices") or ()
+        for choice in choices:
+            index = _int(get(choice, "index")) or 0
+            reason = get(choice, "finish_reason")
+            if isinstance(reason, str):
+                self._reasons[index] = reason
+            if self._choices is not None:
+                delta = get(choice, "delta") if self._text_key == "content" else choice
+                self._choices.add(index, delta, self._text_key)
+        usage = get(chunk, "usage")
+        if usage is not None:
+            self._usage = usage
+            return self._hide and not choices
+        if self._hide:
+            _unset_usage(chunk)
+        return False
+
+    def finish(self, call: Call) -> None:
+        choices = self._choices
+        reasons = self._reasons
+        call.finish(
+            response_model=self._model,
+            response_id=self._id,
+            finish_reasons=[reasons[i] for i in sorted(reasons)],
+            usage=chat_usage(self._usage),
+            output_messages=(lambda: choices.messages(reasons)) if choices is not None else None,
+        )
+
+
+class ResponsesStreamAccumulator(StreamAccumulator):
+    """Responses API events: the final ``response.completed``/``incomplete``/``failed`` carries usage."""
+
+    _FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+    def __init__(self) -> None:
+        self._latest: Any = None
+        self._final: Any = None
+
+    def add(self, event: Any) -> bool:
+        response = get(event, "response")
+        if response is not None:
+            self._latest = response
+            if get(event, "type") in self._FINAL:
+                self._final = response
+        return False
+
+    def finish(self, call: Call) -> None:
+        if self._final is not None:
+            finish_responses(call, self._final)
+            return
+        call.finish(response_model=_str(get(self._latest, "model")), response_id=_str(get(self._latest, "id")))
