@@ -206,3 +206,8 @@ def begin_call(request: CallRequest, *, block: Callable[[Decision], BaseExceptio
             error = PolicyViolation(decision)
         raise error
     return call
+
+
+def in_recorded_call() -> bool:
+    """True inside a call GenOps is recording (plugins use it to leave nested SDK work alone)."""
+    return _active.get()
