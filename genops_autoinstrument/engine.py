@@ -7,6 +7,7 @@ the metrics, the cost and the budget reconciliation, and asks the governor for a
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from typing import Any, Mapping, Sequence
@@ -285,6 +286,21 @@ _engine: Engine | None = None
 _engine_lock = threading.Lock()
 
 
+_retired: list[Engine] = []  # engines inherited through fork: kept alive, never used or closed
+
+
+def _after_fork_in_child() -> None:
+    """A forked child records with an engine of its own: new providers, governor and ledger connections."""
+    global _engine, _engine_lock
+    _engine_lock = threading.Lock()
+    if _engine is not None:
+        _retired.append(_engine)
+        _engine = None
+    from .summary import Summary
+
+    Summary.reset_after_fork()
+
+
 def get_engine() -> Engine:
     """The process's engine, built on the first recorded call."""
     global _engine
@@ -293,8 +309,19 @@ def get_engine() -> Engine:
         with _engine_lock:
             if _engine is None:
                 _engine = Engine()
+                _register_fork_handler()
             engine = _engine
     return engine
+
+
+_fork_handler_registered = False
+
+
+def _register_fork_handler() -> None:
+    global _fork_handler_registered
+    if not _fork_handler_registered and hasattr(os, "register_at_fork"):
+        _fork_handler_registered = True
+        os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def set_engine(engine: Engine | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import os
 import sys
 import threading
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class Summary:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         self.by_model: dict[tuple[str, str], _Row] = {}
         self.by_attribution: dict[tuple[str, str], _Row] = {}
 
@@ -37,6 +39,11 @@ class Summary:
             cls._installed = cls()
             atexit.register(cls._installed.print)
         return cls._installed
+
+    @classmethod
+    def reset_after_fork(cls) -> None:
+        """A forked child starts its own table (the parent's exit handler prints only in the parent)."""
+        cls._installed = None
 
     def add(self, provider: str, model: str | None, attribution: Mapping[str, str], usage: Usage | None, cost: float | None, failed: bool = False) -> None:
         keys = [(provider, model or "?")]
@@ -75,7 +82,7 @@ class Summary:
         return "\n".join(lines) + "\n"
 
     def print(self, stream: TextIO | Any = None) -> None:
-        if not self.by_model:
+        if not self.by_model or os.getpid() != self._pid:
             return
         try:
             (stream or sys.stderr).write(self.render())

@@ -77,10 +77,48 @@ def _entry_point_exporter(group: str, name: str) -> Any:
 
 
 def resource() -> Any:
-    """The SDK resource from OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES plus GenOps' own."""
+    """The SDK resource from OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES plus GenOps' own.
+
+    Each process gets its own ``service.instance.id`` (unless the user set one), so that the
+    cumulative metrics of several workers of one service never collide in the backend.
+    """
+    import uuid
+
     from opentelemetry.sdk.resources import Resource
 
-    return Resource.create({semconv.RESOURCE_GENOPS_VERSION: __version__})
+    attributes: dict[str, Any] = {semconv.RESOURCE_GENOPS_VERSION: __version__}
+    if "service.instance.id" not in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", ""):
+        attributes["service.instance.id"] = str(uuid.uuid4())
+    return Resource.create(attributes)
+
+
+class _ForkSafeMetricExporter:
+    """Exports only from the process that created it.
+
+    A forked child inherits the parent's accumulated metric state and the SDK restarts the
+    reader's thread in the child, which would export the parent's totals a second time. The
+    child gets providers of its own instead (see :func:`_child_providers`).
+    """
+
+    def __init__(self, exporter: Any) -> None:
+        self._exporter = exporter
+        self._pid = os.getpid()
+        self._preferred_temporality = exporter._preferred_temporality
+        self._preferred_aggregation = exporter._preferred_aggregation
+
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
+        from opentelemetry.sdk.metrics.export import MetricExportResult
+
+        if os.getpid() != self._pid:
+            return MetricExportResult.SUCCESS
+        return self._exporter.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True if os.getpid() != self._pid else self._exporter.force_flush(timeout_millis=timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        if os.getpid() == self._pid:
+            self._exporter.shutdown(timeout_millis=timeout_millis, **kwargs)
 
 
 def ensure_configured() -> None:
@@ -133,16 +171,23 @@ def _configure_tracing() -> None:
     if _has_real_provider(trace.get_tracer_provider, "ProxyTracerProvider"):
         log.debug("the application set its own TracerProvider; GenOps records into it")
         return
+    provider = _new_tracer_provider(resource())
+    trace.set_tracer_provider(provider)
+    _owned.append(provider)
+    _private["pid"] = os.getpid()
+    _private["tracer"] = provider
+
+
+def _new_tracer_provider(process_resource: Any) -> Any:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    provider = TracerProvider(resource=resource(), shutdown_on_exit=False)
+    provider = TracerProvider(resource=process_resource, shutdown_on_exit=False)
     for name in _exporter_names("traces"):
         if name == "none":
             continue
         provider.add_span_processor(BatchSpanProcessor(_span_exporter(name)))
-    trace.set_tracer_provider(provider)
-    _owned.append(provider)
+    return provider
 
 
 def _configure_metrics() -> None:
@@ -154,14 +199,45 @@ def _configure_metrics() -> None:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
+    provider = _new_meter_provider(resource())
+    metrics.set_meter_provider(provider)
+    _owned.append(provider)
+    _private["pid"] = os.getpid()
+    _private["meter"] = provider
+
+
+def _new_meter_provider(process_resource: Any) -> Any:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
     readers = [
-        PeriodicExportingMetricReader(_metric_exporter(name))
+        PeriodicExportingMetricReader(_ForkSafeMetricExporter(_metric_exporter(name)))  # type: ignore[arg-type]
         for name in _exporter_names("metrics")
         if name != "none"
     ]
-    provider = MeterProvider(resource=resource(), metric_readers=readers, shutdown_on_exit=False)
-    metrics.set_meter_provider(provider)
-    _owned.append(provider)
+    return MeterProvider(resource=process_resource, metric_readers=readers, shutdown_on_exit=False)
+
+
+# The providers GenOps records into in this process: the global ones it installed, or, in a
+# forked child of such a process, fresh private ones with the child's own resource.
+_private: dict[str, Any] = {}
+
+
+def _child_providers() -> None:
+    """In a forked child: new providers of its own, so nothing of the parent's is exported twice."""
+    with _lock:
+        if _private.get("pid") in (None, os.getpid()):
+            return
+        _private["pid"] = os.getpid()
+        _owned.clear()  # the parent's providers are the parent's to flush
+        process_resource = resource()
+        if "tracer" in _private:
+            _private["tracer"] = _new_tracer_provider(process_resource)
+            _owned.append(_private["tracer"])
+        if "meter" in _private:
+            _private["meter"] = _new_meter_provider(process_resource)
+            _owned.append(_private["meter"])
+        atexit.register(shutdown)
 
 
 def shutdown(timeout_seconds: float | None = None) -> None:
@@ -202,6 +278,10 @@ def tracer(provider: Any = None) -> Any:
     from opentelemetry import trace
 
     ensure_configured()
+    _child_providers()
+    own = _private.get("tracer")
+    if own is not None:
+        return own.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
     return trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
 
 
@@ -212,6 +292,10 @@ def meter(provider: Any = None) -> Any:
     from opentelemetry import metrics
 
     ensure_configured()
+    _child_providers()
+    own = _private.get("meter")
+    if own is not None:
+        return own.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
     return metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
 
 
@@ -220,3 +304,4 @@ def reset_for_tests() -> None:
     global _configured
     _configured = False
     _owned.clear()
+    _private.clear()

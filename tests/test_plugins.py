@@ -193,3 +193,45 @@ def test_exit_is_bounded_when_the_collector_is_unreachable(fake_site):
     result = fake_site.run("python", app, env=env, timeout=60)
     assert result.returncode == 0
     assert result.stdout == "answer from gpt-test\n"
+
+
+def _console_metric_points(stdout: str, metric_name: str) -> list[tuple[str, float]]:
+    """(service.instance.id, value) of every exported data point of one metric."""
+    decoder = json.JSONDecoder()
+    points, index = [], 0
+    while True:
+        start = stdout.find('{\n    "resource_metrics"', index)
+        if start < 0:
+            return points
+        document, index = decoder.raw_decode(stdout, start)
+        for resource_metrics in document["resource_metrics"]:
+            instance = resource_metrics["resource"]["attributes"].get("service.instance.id")
+            for scope in resource_metrics["scope_metrics"]:
+                for metric in scope["metrics"]:
+                    if metric["name"] == metric_name:
+                        points.extend((instance, point["value"]) for point in metric["data"]["data_points"])
+
+
+def test_fork_child_never_exports_the_parents_metrics(fake_site):
+    _llm_site(fake_site)
+    app = fake_site.app(
+        """
+        import os, sys, fakellm
+        client = fakellm.Client()
+        client.call("parent-model")
+        pid = os.fork()
+        if pid == 0:
+            client.call("child-model")
+            client.call("child-model")
+            sys.exit(0)
+        os.waitpid(pid, 0)
+        """
+    )
+    result = fake_site.run("python", app, env=fake_site.env(OTEL_METRICS_EXPORTER="console", OTEL_TRACES_EXPORTER="console"))
+    assert result.returncode == 0, result.stderr
+    points = _console_metric_points(result.stdout, "genops.cost.unpriced_calls")
+    assert sorted(value for _, value in points) == [1, 2], points
+    assert len({instance for instance, _ in points}) == 2, "each process has its own service.instance.id"
+    spans = _console_spans(result.stdout)
+    instances = {span["attributes"]["gen_ai.request.model"]: span["resource"]["attributes"]["service.instance.id"] for span in spans}
+    assert instances["parent-model"] != instances["child-model"]
