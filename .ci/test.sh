@@ -31,11 +31,11 @@ for plugin in instrumentors/*/; do
 done
 # Installed from wheels, not in editable mode: the tests exercise what users install.
 "$venv/bin/python" -m pip install -q ".[test,redis,grpc]" "${plugins[@]}" \
-    "uvicorn>=0.30,<1" "gunicorn>=22,<28" "opentelemetry-instrumentation-openai-v2>=2.1b0,<3"
+    "uvicorn>=0.30,<1" "gunicorn>=22,<28" "opentelemetry-instrumentation-openai-v2>=2.1b0,<3" "opentelemetry-util-genai==1.1b0"
 
 # Every suite must be collected: the core's and each instrumentor's.
 collected=$("$venv/bin/pytest" --collect-only -q -p no:cacheprovider 2>/dev/null | grep '::' || true)
-for suite in tests "${plugins[@]}"; do
+for suite in tests examples "${plugins[@]}"; do
     suite=${suite#./}
     suite=${suite%\[instruments\]}
     if ! grep -q "^$suite/" <<<"$collected"; then

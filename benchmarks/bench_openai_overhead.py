@@ -1,0 +1,430 @@
+"""Per-call overhead of GenOps on the OpenAI SDK, next to the official OpenTelemetry instrumentation.
+
+Three variants run in one process, in interleaved rounds whose order is shuffled each round:
+
+* ``bare``: the openai SDK, nothing instrumented;
+* ``genops``: GenOps' OpenAI plugin, engine with a BatchSpanProcessor and a periodic metric reader
+  whose exporters drop everything (the production path minus network I/O), attribution set;
+* ``otel``: ``opentelemetry-instrumentation-openai-v2`` with the same telemetry setup.
+
+Each variant is instrumented at the start of its turn and uninstrumented at the end. The SDK
+talks to an in-process ``MockTransport`` that returns pre-encoded OpenAI responses, so what is
+measured is the SDK plus the instrumentation. Reported: medians of per-round means, and the
+median of per-round paired differences against ``bare`` (µs added). A stream call is split into
+its fixed part (create + end of stream) and its chunk phase (50 chunks), giving µs per chunk.
+
+    .venv/bin/python benchmarks/bench_openai_overhead.py            # ~1-2 minutes
+    .venv/bin/python benchmarks/bench_openai_overhead.py --quick    # smoke run, a few seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common  # noqa: E402
+from _common import Series, environment, markdown_table, noop_telemetry, progress, timed, write_result  # noqa: E402
+
+CHUNKS = 50  # chunks the application receives from one stream
+TARGET_CALL_US = 60.0
+TARGET_CHUNK_US = 1.0
+MODEL = "gpt-4o-mini"
+SNAPSHOT = "gpt-4o-mini-2024-07-18"
+MESSAGES = [
+    {"role": "system", "content": "You are a concise assistant."},
+    {"role": "user", "content": "Summarise the quarterly AI spend report in three bullet points."},
+]
+
+
+# --- provider responses ----------------------------------------------------------------------
+def _usage(prompt: int, completion: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+    }
+
+
+def chat_body() -> bytes:
+    return json.dumps(
+        {
+            "id": "chatcmpl-BENCH0000000000000000000001",
+            "object": "chat.completion",
+            "created": 1760000000,
+            "model": SNAPSHOT,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "- Spend rose 12%.\n- Search led.\n- Budgets held.", "refusal": None, "annotations": []},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": _usage(31, 17),
+            "service_tier": "default",
+            "system_fingerprint": "fp_7c3d2a1b9e",
+        }
+    ).encode()
+
+
+def stream_events() -> list[bytes]:
+    """Exactly CHUNKS SSE chunks (role, content…, finish, usage) and ``[DONE]``, one event per read."""
+    base = {"id": "chatcmpl-BENCH0000000000000000000002", "object": "chat.completion.chunk", "created": 1760000000, "model": SNAPSHOT, "service_tier": "default", "system_fingerprint": "fp_7c3d2a1b9e", "usage": None}
+
+    def event(delta: dict[str, Any], finish: str | None) -> bytes:
+        chunk = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+    content = CHUNKS - 3
+    events = [event({"role": "assistant", "content": "", "refusal": None}, None)]
+    events += [event({"content": f" word{i}"}, None) for i in range(content)]
+    events.append(event({}, "stop"))
+    events.append(b"data: " + json.dumps({**base, "choices": [], "usage": _usage(31, content)}).encode() + b"\n\n")
+    events.append(b"data: [DONE]\n\n")
+    return events
+
+
+def make_clients() -> tuple[Any, Any, str]:
+    """Two clients (JSON and SSE answers) on an in-process mock transport; and its name."""
+    import openai
+
+    try:
+        import httpx2 as http  # the SDK's own HTTP client when it uses httpx2
+    except ImportError:  # pragma: no cover - openai SDKs on classic httpx
+        import httpx as http  # type: ignore[no-redef]
+    body = chat_body()
+    events = stream_events()
+    json_headers = {"content-type": "application/json", "x-request-id": "req_bench"}
+    sse_headers = {"content-type": "text/event-stream; charset=utf-8", "x-request-id": "req_bench"}
+
+    def answer_json(request: Any) -> Any:
+        return http.Response(200, headers=json_headers, content=body)
+
+    def answer_stream(request: Any) -> Any:
+        return http.Response(200, headers=sse_headers, content=iter(events))
+
+    def client(handler: Callable[[Any], Any]) -> Any:
+        transport = http.MockTransport(handler)
+        return openai.OpenAI(api_key="sk-bench", base_url="https://api.openai.com/v1", max_retries=0, http_client=http.Client(transport=transport))
+
+    return client(answer_json), client(answer_stream), f"{http.__name__}.MockTransport"
+
+
+# --- variants ------------------------------------------------------------------------------------
+class Variant:
+    """Something that can be switched on and off around a turn of measurements."""
+
+    name = "bare"
+    label = "bare SDK"
+    available = True
+    reason = ""
+
+    def on(self, engine: Any = None) -> None:
+        pass
+
+    def off(self) -> None:
+        pass
+
+
+class GenOps(Variant):
+    name = "genops"
+    label = "GenOps"
+
+    def __init__(self) -> None:
+        try:
+            from genops_autoinstrument import config
+            from genops_autoinstrument.engine import Engine, set_engine
+
+            try:
+                from genops_instrumentation_openai import OpenAIInstrumentor
+            except ImportError:
+                from importlib.metadata import entry_points
+
+                (entry_point,) = entry_points(group="genops_instrumentor", name="openai")
+                OpenAIInstrumentor = entry_point.load()
+        except Exception as error:
+            self.available, self.reason = False, f"{type(error).__name__}: {error}"
+            return
+        tracer_provider, meter_provider = noop_telemetry()
+        self.settings = config.load({"GENOPS_TEAM": "search", "GENOPS_PROJECT": "overhead-bench", "GENOPS_ENVIRONMENT": "bench"})
+        self.engine = Engine(self.settings, tracer_provider=tracer_provider, meter_provider=meter_provider)
+        self._config, self._set_engine = config, set_engine
+        self.instrumentor = OpenAIInstrumentor()
+
+    def on(self, engine: Any = None) -> None:
+        self._config.set_current(self.settings)
+        self._set_engine(engine or self.engine)
+        self.instrumentor.instrument(skip_dep_check=True)
+
+    def off(self) -> None:
+        self.instrumentor.uninstrument()
+        self._set_engine(None)
+
+
+class OTel(Variant):
+    name = "otel"
+    label = "OTel openai-v2"
+
+    def __init__(self) -> None:
+        try:
+            from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+        except Exception as error:
+            self.available, self.reason = False, f"{type(error).__name__}: {error}"
+            if "util.genai.instruments" in str(error):
+                self.reason += " (openai-v2 2.4b0 needs opentelemetry-util-genai<1.2, e.g. 1.1b0)"
+            return
+        self.tracer_provider, self.meter_provider = noop_telemetry()
+        self.instrumentor = OpenAIInstrumentor()
+
+    def on(self) -> None:
+        self.instrumentor.instrument(tracer_provider=self.tracer_provider, meter_provider=self.meter_provider, skip_dep_check=True)
+
+    def off(self) -> None:
+        self.instrumentor.uninstrument()
+
+
+# --- measurement ---------------------------------------------------------------------------------
+def call_batch(client: Any, calls: int) -> Callable[[], None]:
+    create = client.chat.completions.create
+
+    def run() -> None:
+        for _ in range(calls):
+            create(model=MODEL, messages=MESSAGES, max_tokens=100)
+
+    return run
+
+
+def stream_batch(client: Any, streams: int, phases: list[float]) -> Callable[[], None]:
+    """Run ``streams`` streams; add (fixed seconds, chunk-phase seconds) to ``phases``."""
+    create = client.chat.completions.create
+    clock = _common.clock
+
+    def run() -> None:
+        fixed = chunked = 0.0
+        for _ in range(streams):
+            t0 = clock()
+            stream = create(model=MODEL, messages=MESSAGES, max_tokens=100, stream=True, stream_options={"include_usage": True})
+            iterator = iter(stream)
+            t1 = clock()
+            for _ in range(CHUNKS):
+                next(iterator)
+            t2 = clock()
+            for _ in iterator:  # [DONE]: the instrumentation ends its span here
+                raise AssertionError("more chunks than expected")
+            t3 = clock()
+            fixed += (t1 - t0) + (t3 - t2)
+            chunked += t2 - t1
+        phases[:] = [fixed, chunked]
+
+    return run
+
+
+def sdk_floor_batch(calls: int) -> Callable[[], None]:
+    """What the OpenTelemetry SDK alone costs for one recorded call like GenOps': a CLIENT span with
+    ~20 attributes, two token-usage and one duration histogram records and one cost counter add,
+    with 8 metric dimensions. No instrumentation can record that telemetry for less."""
+    from opentelemetry.trace import SpanKind
+
+    tracer_provider, meter_provider = noop_telemetry()
+    tracer = tracer_provider.get_tracer("floor")
+    meter = meter_provider.get_meter("floor")
+    tokens = meter.create_histogram("gen_ai.client.token.usage")
+    duration = meter.create_histogram("gen_ai.client.operation.duration")
+    cost = meter.create_counter("genops.cost")
+    start_attributes = {f"start.{i}": f"value{i}" for i in range(12)}
+    end_attributes = {f"end.{i}": i for i in range(8)}
+    dims = {f"dim.{i}": f"value{i}" for i in range(8)}
+
+    def run() -> None:
+        for _ in range(calls):
+            span = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=start_attributes)
+            tokens.record(31, {**dims, "gen_ai.token.type": "input"})
+            tokens.record(17, {**dims, "gen_ai.token.type": "output"})
+            duration.record(0.5, dims)
+            cost.add(0.0000150, dims)
+            span.set_attributes(end_attributes)
+            span.end()
+
+    return run
+
+
+def check_instrumented(variant: Variant, client: Any, stream_client: Any) -> None:
+    """Fail loudly if a variant records nothing (a silently uninstrumented run would lie)."""
+    if variant.name == "genops":
+        from genops_autoinstrument.testing import capture
+
+        with capture(variant.settings) as recorded:
+            variant.on(recorded.engine)
+            try:
+                client.chat.completions.create(model=MODEL, messages=MESSAGES)
+                for _ in stream_client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True}):
+                    pass
+            finally:
+                variant.off()
+            spans = recorded.spans()
+        if len(spans) != 2:
+            raise SystemExit(f"GenOps recorded {len(spans)} spans instead of 2; the benchmark would measure nothing")
+
+
+def run(rounds: int, calls: int, streams: int, seed: int, max_seconds: float) -> dict[str, Any]:
+    client, stream_client, transport = make_clients()
+    variants: list[Variant] = [Variant(), GenOps(), OTel()]
+    for variant in variants:
+        if not variant.available:
+            progress(f"{variant.label}: not measured ({variant.reason})")
+    active = [variant for variant in variants if variant.available]
+    for variant in active:
+        check_instrumented(variant, client, stream_client)
+
+    call = Series()
+    stream_total = Series()
+    stream_fixed = Series()
+    per_chunk = Series()
+    order = random.Random(seed)
+    phases: list[float] = [0.0, 0.0]
+    floor = Series()
+    floor_batch = sdk_floor_batch(calls)
+    started = time.perf_counter()
+    for round_number in range(rounds + 1):  # round 0 warms up and is discarded
+        order.shuffle(active)
+        for variant in active:
+            variant.on()
+            try:
+                call_batch(client, 3)()  # first calls after patching fill caches
+                elapsed = timed(call_batch(client, calls))
+                streamed = timed(stream_batch(stream_client, streams, phases))
+            finally:
+                variant.off()
+            if round_number == 0:
+                continue
+            call.add(variant.name, elapsed / calls * 1e6)
+            stream_total.add(variant.name, streamed / streams * 1e6)
+            stream_fixed.add(variant.name, phases[0] / streams * 1e6)
+            per_chunk.add(variant.name, phases[1] / streams / CHUNKS * 1e6)
+        if round_number:
+            floor.add("sdk", timed(floor_batch) / calls * 1e6)
+        if round_number and round_number % 10 == 0:
+            progress(f"round {round_number}/{rounds} ({time.perf_counter() - started:.0f}s)")
+        if round_number >= 5 and time.perf_counter() - started > max_seconds:
+            progress(f"stopping after {round_number} rounds: --max-seconds {max_seconds:.0f} reached")
+            rounds = round_number
+            break
+    return {
+        "rounds": rounds,
+        "variants": variants,
+        "series": {"call": call, "stream": stream_total, "fixed": stream_fixed, "chunk": per_chunk},
+        "floor": floor,
+        "transport": transport,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def report(result: dict[str, Any], rounds: int, calls: int, streams: int) -> str:
+    variants = [variant for variant in result["variants"] if variant.available]
+    series = result["series"]
+    names = [variant.name for variant in variants]
+    others = [variant for variant in variants if variant.name != "bare"]
+    header = ["measurement"] + [f"{variant.label} µs" for variant in variants]
+    header += [f"{variant.label} added µs" for variant in others] + [f"{variant.label} ratio" for variant in others]
+    rows = []
+    labels = {
+        "call": "non-streaming call (per call)",
+        "stream": f"streaming call, {CHUNKS} chunks (per call)",
+        "fixed": "streaming call, create + end of stream",
+        "chunk": "stream chunk (per chunk)",
+    }
+    for key, label in labels.items():
+        data = series[key]
+        digits = 2 if key == "chunk" else 1
+        row = [label] + [f"{data.median(name):.{digits}f}" for name in names]
+        row += [f"{data.paired_delta(variant.name, 'bare'):+.{digits}f}" for variant in others]
+        row += [f"{data.median(variant.name) / data.median('bare'):.3f}" for variant in others]
+        rows.append(row)
+    lines = [
+        "# OpenAI SDK overhead: bare vs GenOps vs OpenTelemetry openai-v2",
+        "",
+        markdown_table(header, rows),
+        "",
+        "Medians over rounds; *added* is the median of same-round differences from the bare SDK; "
+        "*ratio* is instrumented / bare.",
+    ]
+    if "genops" in names:
+        added_call = series["call"].paired_delta("genops", "bare")
+        added_chunk = series["chunk"].paired_delta("genops", "bare")
+        verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+        lines += [
+            "",
+            f"- GenOps adds **{added_call:.1f} µs per non-streaming call** (target < {TARGET_CALL_US:.0f} µs: {verdict(added_call < TARGET_CALL_US)}) "
+            f"and **{added_chunk:.2f} µs per stream chunk** (target < {TARGET_CHUNK_US:.0f} µs: {verdict(added_chunk < TARGET_CHUNK_US)}).",
+        ]
+        if "otel" in names:
+            otel_call = series["call"].paired_delta("otel", "bare")
+            otel_chunk = series["chunk"].paired_delta("otel", "bare")
+            lines.append(f"- OpenTelemetry openai-v2 adds {otel_call:.1f} µs per call and {otel_chunk:.2f} µs per chunk, measured the same way.")
+    lines.append(
+        f"- For scale: the OpenTelemetry SDK alone takes {result['floor'].median('sdk'):.1f} µs on this machine to record one span "
+        "with ~20 attributes plus the three histogram records and one counter add GenOps makes per call (no instrumentation around it)."
+    )
+    noise = ", ".join(
+        f"{variant.label} {series['call'].spread(variant.name):.1f} µs/call, {series['chunk'].spread(variant.name):.2f} µs/chunk" for variant in variants
+    )
+    lines += [
+        f"- Noise (interquartile range over rounds of the per-round means): {noise}.",
+        "",
+        f"Clock: {'wall time (`time.perf_counter`)' if _common.clock is time.perf_counter else 'CPU time of the application thread (`time.thread_time`), so time spent waiting for a core on a busy machine is not counted; work the instrumentations defer to background threads (span export) is not counted either'}. "
+        "Setup: real `openai` SDK on an in-process "
+        f"`{result['transport']}` returning pre-encoded responses; {rounds} interleaved rounds (order shuffled each round, "
+        f"one warm-up round discarded) of {calls} non-streaming calls and {streams} streams of {CHUNKS} chunks "
+        "(`stream_options.include_usage` set by the app) per variant. GenOps: attribution from `GENOPS_TEAM`/`GENOPS_PROJECT`/"
+        "`GENOPS_ENVIRONMENT`, no budget rules, content capture off. Both instrumentations record into a `TracerProvider` "
+        "with a `BatchSpanProcessor` and a `MeterProvider` with a `PeriodicExportingMetricReader`, whose exporters drop everything. "
+        f"Run time {result['seconds']:.0f} s.",
+        "",
+        "Environment: "
+        + environment(["openai", "opentelemetry-sdk", "opentelemetry-instrumentation-openai-v2", "opentelemetry-util-genai", "genops-autoinstrument", "genops-instrumentation-openai"])
+        + ".",
+    ]
+    for variant in result["variants"]:
+        if not variant.available:
+            lines.append(f"- {variant.label} was not measured: {variant.reason}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=70)
+    parser.add_argument("--calls", type=int, default=60, help="non-streaming calls per variant per round")
+    parser.add_argument("--streams", type=int, default=12, help="streams per variant per round")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--max-seconds", type=float, default=100.0, help="stop adding rounds after this long (at least 5 rounds)")
+    parser.add_argument("--note", help="a line to append to the report (how this run was set up)")
+    parser.add_argument("--wall-clock", action="store_true", help="measure wall time instead of the thread's CPU time (idle machines)")
+    parser.add_argument("--quick", action="store_true", help="a few rounds: check that it runs, not numbers to publish")
+    parser.add_argument("--no-write", action="store_true", help="print only; do not write benchmarks/results/openai_overhead.md")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.calls, args.streams = 3, 10, 3
+    if args.wall_clock:
+        _common.use_wall_clock()
+    result = run(args.rounds, args.calls, args.streams, args.seed, args.max_seconds)
+    text = report(result, result["rounds"], args.calls, args.streams)
+    if args.note:
+        text += f"\nNote: {args.note}\n"
+    print(text)
+    if not args.quick and not args.no_write:
+        path = write_result("openai_overhead.md", text)
+        progress(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

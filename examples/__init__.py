@@ -1,0 +1,1 @@
+"""Runnable example applications (a package only so `python -m examples.local_provider` works)."""
