@@ -123,6 +123,9 @@ def parse_ledger_url(variable: str, raw: str) -> str | None:
             shown,
             "memory://, sqlite:///path/to/ledger.db, redis://host:port/db or rediss://…",
         )
+    from .ledger.factory import validate_ledger_url
+
+    validate_ledger_url(variable, url)
     return url
 
 
@@ -154,7 +157,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GENOPS_BUDGETS", lambda n, r: parse_budgets(n, r), (), "Budget rules, e.g. `team=50/day;customer_id=2/day:warn;global=2000/month`."),
     Variable("GENOPS_BUDGET_ALERT_THRESHOLD", parse_fraction, 0.8, "Fraction of a budget at which `genops.budget.alert` is emitted, once per period."),
     Variable("GENOPS_RATE_LIMITS", lambda n, r: parse_rate_limits(n, r), (), "Rate limits, e.g. `team=600/min;customer_id=30/min`."),
-    Variable("GENOPS_LEDGER_URL", parse_ledger_url, None, "Where budget and rate state lives: SQLite in the state folder (default), `memory://`, `sqlite:///path`, `redis://…`."),
+    Variable("GENOPS_LEDGER_URL", parse_ledger_url, None, "Where budget and rate state lives: a SQLite file at `$XDG_STATE_HOME/genops/ledger.db` (default; `~/.local/state/…`), `sqlite:////abs/path.db`, `memory://` (one process), `redis://host:6379/0` / `rediss://…` (a fleet)."),
     Variable("GENOPS_LEDGER_TIMEOUT_MS", parse_positive_int, 50, "Longest wait for the ledger per call, in milliseconds, before `GENOPS_FAIL_MODE` decides."),
     Variable("GENOPS_FAIL_MODE", parse_choice(FAIL_MODES), "open", "What a ledger failure means: `open` allows the call, `closed` blocks it."),
     Variable("GENOPS_ALLOWED_MODELS", parse_list, (), "Comma-separated globs of requested models that may be used (all when empty)."),

@@ -109,6 +109,14 @@ GENOPS_BUDGET_PERIOD = "genops.budget.period"
 GENOPS_ACCOUNTING_RESERVED = "genops.accounting.reserved"
 GENOPS_ACCOUNTING_ACTUAL = "genops.accounting.actual"
 GENOPS_ACCOUNTING_UNIT = "genops.accounting.unit"
+GENOPS_ACCOUNTING_ESTIMATE_STATUS = "genops.accounting.estimate_status"  # "priced" | "unpriced"
+GENOPS_ACCOUNTING_CHARGED = "genops.accounting.charged"  # USD added to budgets: actual, or the estimate when unpriced
+GENOPS_ACCOUNTING_CHARGED_BASIS = "genops.accounting.charged_basis"  # "actual" | "estimate"
+GENOPS_BUDGET_THRESHOLD = "genops.budget.threshold"
+
+# Ledger.
+GENOPS_LEDGER_STATUS = "genops.ledger.status"  # "unavailable" when the ledger failed and fail mode is open
+GENOPS_LEDGER_OPERATION = "genops.ledger.operation"
 
 # Span events.
 EVENT_POLICY_EVALUATED = "genops.policy.evaluated"

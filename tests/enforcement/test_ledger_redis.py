@@ -1,0 +1,76 @@
+"""Redis specifics: keys expire after their period, commands are bounded by the timeout, no password leaks."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from genops_autoinstrument.ledger.base import Bucket, BudgetCheck, LedgerError, RateCheck
+from genops_autoinstrument.ledger.redis import PREFIX, RedisLedger
+
+NOW = 1_795_000_000.0
+
+
+def test_keys_expire_after_their_period(redis_ledger, redis_url):
+    import redis
+
+    check = BudgetCheck("budget|team|a|day|2026-11-18", 10**9, True, NOW + 3600)
+    assert redis_ledger.reserve("t1", 100, [check], NOW + 600, NOW).reserved
+    redis_ledger.settle("t1", 100, [Bucket(check.key, NOW + 3600)], 90, NOW)
+    assert redis_ledger.reserve("t2", 100, [check], NOW + 600, NOW).reserved  # left in flight
+    redis_ledger.hit([RateCheck("rate|team|a|60", 10, 60)], NOW)
+    redis_ledger.first_alert("alert|x", NOW + 7200, NOW)
+    assert redis_ledger.first_alert("alert|total", None, NOW)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        ttls = {key.decode(): client.pttl(key) for key in client.scan_iter(PREFIX + "*")}
+    finally:
+        client.close()
+    spend = ttls[PREFIX + "b:" + check.key]
+    assert 3_590_000 < spend <= 3_600_000  # period end + grace, measured from the caller's clock
+    assert 0 < ttls[PREFIX + "r:" + check.key] <= 660_000  # the reservation zset outlives its last reservation by a minute
+    (rate_key,) = [k for k in ttls if k.startswith(PREFIX + "q:")]
+    assert 0 < ttls[rate_key] <= 120_000  # two windows
+    assert 7_190_000 < ttls[PREFIX + "a:alert|x"] <= 7_200_000
+    assert ttls[PREFIX + "a:alert|total"] == -1  # a total budget's alert never expires
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    server.close()
+
+
+def test_a_server_that_never_answers_is_a_bounded_ledger_error(silent_server):
+    pytest.importorskip("redis")
+    ledger = RedisLedger(f"redis://ops:Sup3rSecret@127.0.0.1:{silent_server}/0", timeout_ms=50)
+    with pytest.raises(LedgerError) as caught:
+        ledger.reserve("t", 1, [BudgetCheck("k", 10, True, None)], NOW + 600, NOW)
+    message = str(caught.value)
+    assert "Timeout" in message
+    assert "Sup3rSecret" not in message and "ops:" not in message
+    assert f"redis://***@127.0.0.1:{silent_server}/0" in message
+    ledger.close()
