@@ -30,7 +30,11 @@ for plugin in instrumentors/*/; do
     plugins+=("./${plugin%/}[instruments]")
 done
 # Installed from wheels, not in editable mode: the tests exercise what users install.
+# Beside them, what the tests drive: boto3 (the Bedrock example, Anthropic's Bedrock client),
+# google-auth (Anthropic's Vertex client), real servers, and the official OpenTelemetry OpenAI
+# instrumentation (the double-counting tests; util-genai 1.3 broke its import, hence the pin).
 "$venv/bin/python" -m pip install -q ".[test,redis,grpc]" "${plugins[@]}" \
+    "boto3>=1.34,<2" "google-auth>=2.20,<3" \
     "uvicorn>=0.30,<1" "gunicorn>=22,<28" "opentelemetry-instrumentation-openai-v2>=2.1b0,<3" "opentelemetry-util-genai==1.1b0"
 
 # Every suite must be collected: the core's and each instrumentor's.
