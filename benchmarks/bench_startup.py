@@ -97,6 +97,14 @@ def peak_rss_kib(command: list[str], env: dict[str, str]) -> int:
     return int(output.strip().splitlines()[-1])
 
 
+def traced_kib(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(current, peak) KiB that Python allocated by the end of start-up, traced from the very start."""
+    probe = "import tracemalloc; current, peak = tracemalloc.get_traced_memory(); print(current / 1024, peak / 1024)"
+    output = subprocess.run([*command, "-X", "tracemalloc", "-c", probe], env=env, check=True, capture_output=True, text=True).stdout
+    current, peak = output.strip().splitlines()[-1].split()
+    return float(current), float(peak)
+
+
 def finder_microbenchmark(loops: int = 200_000) -> tuple[float, float]:
     """ns per find_spec of an unwatched name: GenOps' finder vs an empty method (the floor)."""
     from genops_autoinstrument.finder import WatchingFinder
@@ -172,6 +180,13 @@ def main() -> None:
         bare_rss = peak_rss_kib([python], env)
         genops_rss = peak_rss_kib([str(BIN / "genops-run"), python], env)
         print(f"\nPeak RSS of an idle process: bare {bare_rss} KiB, under genops-run {genops_rss} KiB (+{genops_rss - bare_rss} KiB)")
+        bare_traced = traced_kib([python], env)
+        genops_traced = traced_kib([str(BIN / "genops-run"), python], env)
+        print(
+            f"Python allocations at the end of start-up (tracemalloc from interpreter start): bare {bare_traced[0]:.0f} KiB "
+            f"(peak {bare_traced[1]:.0f}), under genops-run {genops_traced[0]:.0f} KiB (peak {genops_traced[1]:.0f}): "
+            f"the idle bootstrap holds {genops_traced[0] - bare_traced[0]:+.0f} KiB, peak {genops_traced[1] - bare_traced[1]:+.0f} KiB"
+        )
         finder_ns, floor_ns = finder_microbenchmark()
         print(f"\nFinder cost per unwatched import (find_spec, median of 7 × 200k calls): {finder_ns:.0f} ns (an empty find_spec: {floor_ns:.0f} ns)")
         without, with_finder = imports_end_to_end(root, max(5, arguments.rounds // 4))
