@@ -5,8 +5,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-python=${PYTHON:-python3}
-venv=${GENOPS_TEST_VENV:-$root/.venv-test}
+python=${TEST_PYTHON:-python3}
+venv=${TEST_VENV:-$root/.venv-test}
 
 # A real redis-server for the fleet-ledger tests (the test fixtures start and stop it).
 if ! command -v redis-server >/dev/null 2>&1; then

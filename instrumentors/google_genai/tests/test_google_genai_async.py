@@ -92,7 +92,7 @@ def test_async_stream_error_mid_stream(client, server, settings, gemini):
     assert gemini.one_span(recorded).attributes[semconv.ERROR_TYPE] == "google.genai.errors.ServerError"
 
 
-def test_async_embed_content(client, server, settings, gemini):
+def test_async_embed_content(client, server, settings, gemini, embedding_usage_reported):
     server.script(gemini.Reply(body={"embeddings": [{"values": [0.5, 0.5]}], "usageMetadata": {"promptTokenCount": 3, "totalTokenCount": 3}}))
 
     async def main():

@@ -9,7 +9,7 @@ from genops_autoinstrument.errors import PolicyViolation
 from genops_autoinstrument.testing import capture
 
 
-def test_embed_content_records_input_tokens(client, server, settings, gemini):
+def test_embed_content_records_input_tokens(client, server, settings, gemini, embedding_usage_reported):
     from google.genai import types
 
     server.script(

@@ -35,7 +35,7 @@ def local_provider():
         sys.modules.pop(name, None)
 
 
-def test_routes_answer_the_real_sdk(local_provider, instrumented, settings):
+def test_routes_answer_the_real_sdk(local_provider, instrumented, settings, embedding_usage_reported):
     from google import genai
     from google.genai import errors, types
 
