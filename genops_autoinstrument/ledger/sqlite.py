@@ -12,6 +12,7 @@ import os
 import sqlite3
 import sys
 import threading
+import time
 from typing import Any, Callable, Sequence, TypeVar
 
 from .base import (
@@ -76,20 +77,36 @@ class SqliteLedger(Ledger):
         directory = os.path.dirname(self.path)
         if directory:
             os.makedirs(directory, mode=0o700, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=max(self.timeout_ms, SETTLE_TIMEOUT_MS) / 1000, isolation_level=None, check_same_thread=False)
-        try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            conn.execute("COMMIT")
-            conn.execute(f"PRAGMA busy_timeout={int(self.timeout_ms)}")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        patience = max(self.timeout_ms, SETTLE_TIMEOUT_MS) / 1000
+        conn = sqlite3.connect(self.path, timeout=patience, isolation_level=None, check_same_thread=False)
+        # Several processes opening a new ledger at once (server workers starting together): the
+        # switch to WAL can answer "database is locked" at once, without the busy handler, so the
+        # set-up is retried until the same patience runs out.
+        deadline = time.monotonic() + patience
+        delay = 0.002
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute("COMMIT")
+                conn.execute(f"PRAGMA busy_timeout={int(self.timeout_ms)}")
+                return conn
+            except sqlite3.OperationalError as error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                busy = "locked" in str(error) or "busy" in str(error)
+                if not busy or time.monotonic() + delay > deadline:
+                    conn.close()
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+            except BaseException:
+                conn.close()
+                raise
 
     def _run(self, body: Callable[[sqlite3.Connection], T], write: bool = True, timeout_ms: int | None = None) -> T:
         wait = (timeout_ms or self.timeout_ms) / 1000
