@@ -31,10 +31,11 @@ for plugin in instrumentors/*/; do
 done
 # Installed from wheels, not in editable mode: the tests exercise what users install.
 # Beside them, what the tests drive: boto3 (the Bedrock example, Anthropic's Bedrock client),
-# google-auth (Anthropic's Vertex client), real servers, and the official OpenTelemetry OpenAI
+# google-auth (Anthropic's Vertex client), real servers (FastAPI with its OpenTelemetry
+# instrumentation for the zero-code baggage test), and the official OpenTelemetry OpenAI
 # instrumentation (the double-counting tests; util-genai 1.3 broke its import, hence the pin).
 "$venv/bin/python" -m pip install -q ".[test,redis,grpc]" "${plugins[@]}" \
-    "boto3>=1.34,<2" "google-auth>=2.20,<3" \
+    "boto3>=1.34,<2" "google-auth>=2.20,<3" "fastapi>=0.115,<1" "opentelemetry-instrumentation-fastapi>=0.60b0,<1" \
     "uvicorn>=0.30,<1" "gunicorn>=22,<28" "opentelemetry-instrumentation-openai-v2>=2.1b0,<3" "opentelemetry-util-genai==1.1b0"
 
 # Every suite must be collected: the core's and each instrumentor's.

@@ -105,5 +105,19 @@ def run() -> None:
         hook = _hook(record)
         for module_name in watched:
             finder.watch(module_name, hook)
-    if finder.watched:
-        finder.install()
+    for module_name, function in _SERVER_HOOKS.items():
+        finder.watch(module_name, _server_hook(function))
+    finder.install()
+
+
+# Built-in hooks (see server_hooks.py): watched names only, nothing imported until they load.
+_SERVER_HOOKS = {"uvicorn.server": "hook_uvicorn"}
+
+
+def _server_hook(function: str) -> "object":
+    def hook(module: object) -> None:
+        from . import server_hooks
+
+        getattr(server_hooks, function)(module)
+
+    return hook

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 import sys
 import threading
@@ -30,6 +29,7 @@ class Summary:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._printed = False
         self.by_model: dict[tuple[str, str], _Row] = {}
         self.by_attribution: dict[tuple[str, str], _Row] = {}
 
@@ -37,8 +37,16 @@ class Summary:
     def install(cls) -> "Summary":
         if cls._installed is None:
             cls._installed = cls()
-            atexit.register(cls._installed.print)
+            from .telemetry import at_exit
+
+            at_exit(cls._installed.print)
         return cls._installed
+
+    @classmethod
+    def print_installed(cls) -> None:
+        """Print now (a server about to re-raise a signal that skips exit handlers)."""
+        if cls._installed is not None:
+            cls._installed.print()
 
     @classmethod
     def reset_after_fork(cls) -> None:
@@ -82,8 +90,9 @@ class Summary:
         return "\n".join(lines) + "\n"
 
     def print(self, stream: TextIO | Any = None) -> None:
-        if not self.by_model or os.getpid() != self._pid:
+        if not self.by_model or os.getpid() != self._pid or self._printed:
             return
+        self._printed = True
         try:
             (stream or sys.stderr).write(self.render())
         except Exception:  # pragma: no cover - stderr closed at exit

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 from typing import Any
 
@@ -24,7 +25,7 @@ _owned: list[Any] = []  # providers GenOps created (and therefore flushes and sh
 
 EXIT_FLUSH_SECONDS_DEFAULT = 2.0
 # Exporters log every retry against an unreachable collector; GenOps says it once instead.
-_EXPORTER_LOGGERS = ("opentelemetry.exporter.otlp.proto.http", "opentelemetry.exporter.otlp.proto.grpc", "opentelemetry.sdk._shared_internal")
+_EXPORTER_LOGGERS = ("opentelemetry.exporter", "opentelemetry.sdk._shared_internal", "opentelemetry.sdk.trace.export", "opentelemetry.sdk.metrics._internal.export")
 
 
 def _exporter_names(signal: str) -> list[str]:
@@ -139,10 +140,40 @@ def ensure_configured() -> None:
         except Exception as error:
             log.warning("GenOps could not set up metrics (%s); metrics are not exported", error)
         if _owned:
-            atexit.register(shutdown)
+            at_exit(shutdown)
             if not log.isEnabledFor(logging.DEBUG):
-                for name in _EXPORTER_LOGGERS:
-                    logging.getLogger(name).addFilter(_OncePerMessage())
+                _quiet_exporter_retries()
+
+
+def at_exit(function: Any) -> None:
+    """Run ``function`` at normal exit, including in multiprocessing workers.
+
+    Pool workers (fork, forkserver, spawn) leave through ``os._exit`` after running
+    multiprocessing's own finalizers, never ``atexit``; the same function is registered with both
+    (it must be idempotent). Finalizers registered before a fork are dropped in the child, so a
+    child registers again when it first records.
+    """
+    atexit.register(function)
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None:
+        try:
+            from multiprocessing import util
+
+            util.Finalize(None, function, exitpriority=10)
+        except Exception:  # pragma: no cover - multiprocessing without util
+            pass
+
+
+def _quiet_exporter_retries() -> None:
+    """Each distinct exporter complaint (collector unreachable, retrying…) is shown once.
+
+    A logging filter applies only to records of the logger it is attached to, so it goes on every
+    exporter logger that exists once the exporters are imported.
+    """
+    once = _OncePerMessage()
+    names = [name for name in logging.root.manager.loggerDict if name.startswith(_EXPORTER_LOGGERS)]
+    for name in set(names) | set(_EXPORTER_LOGGERS):
+        logging.getLogger(name).addFilter(once)
 
 
 class _OncePerMessage(logging.Filter):
@@ -237,7 +268,7 @@ def _child_providers() -> None:
         if "meter" in _private:
             _private["meter"] = _new_meter_provider(process_resource)
             _owned.append(_private["meter"])
-        atexit.register(shutdown)
+        at_exit(shutdown)
 
 
 def shutdown(timeout_seconds: float | None = None) -> None:
