@@ -86,6 +86,12 @@ def activate(info: PluginInfo, module: Any) -> None:
         log.debug("plugin %s instrumented %s", label, module.__name__)
     except Exception as error:
         _instances[info.value] = _SKIPPED
+        undo = getattr(locals().get("instance"), "_uninstrument", None)
+        if undo is not None:  # roll back whatever the plugin patched before it raised
+            try:
+                undo()
+            except Exception:
+                pass
         _warn_once(f"failed:{info.value}", "plugin %s failed while patching %s and is skipped: %r", label, module.__name__, error)
 
 

@@ -19,16 +19,20 @@ _FORMAT = 1
 _MAX_ENVS = 32
 
 
-def cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "genops")
+def cache_dir() -> "str | None":
+    base = os.environ.get("XDG_CACHE_HOME") or ""
+    if not os.path.isabs(base):  # the XDG spec: relative values are ignored
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    # No HOME and no passwd entry: expanduser returns "~"; never write into the app's cwd.
+    return os.path.join(base, "genops") if os.path.isabs(base) else None
 
 
 def path_fingerprint(version: str) -> str:
     parts = [str(_FORMAT), version, sys.executable, sys.version]
     for entry in sys.path:
         try:
-            parts.append(f"{entry}\0{os.stat(entry or '.').st_mtime_ns}")
+            stat = os.stat(entry or ".")
+            parts.append(f"{entry}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\0{stat.st_nlink}")
         except OSError:
             parts.append(f"{entry}\0-")
     return "\n".join(parts)
@@ -45,43 +49,58 @@ def env_fingerprint(environ: "Mapping[str, str] | None" = None) -> str:
             parts.append(f"pricing\0{stat.st_size}\0{stat.st_mtime_ns}")
         except OSError:
             parts.append("pricing\0missing")
-    return "\n".join(parts)
+    # A digest, never the values: OTEL_EXPORTER_OTLP_HEADERS and GENOPS_LEDGER_URL carry credentials.
+    try:
+        from _blake2 import blake2b
+    except ImportError:  # pragma: no cover
+        from hashlib import blake2b
+    return blake2b("\n".join(parts).encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
 
 
-def _file(version: str) -> str:
+def _file(version: str) -> "str | None":
     from zlib import crc32
 
+    folder = cache_dir()
+    if folder is None:
+        return None
     key = crc32(f"{sys.executable}\0{version}".encode())
-    return os.path.join(cache_dir(), f"boot-{key:08x}.marshal")
+    return os.path.join(folder, f"boot-{key:08x}.marshal")
 
 
-def load(version: str) -> "dict | None":
+def load(version: str, paths: "str | None" = None) -> "dict | None":
     """The cached entry if it still matches this interpreter's paths, else None."""
     if os.environ.get("GENOPS_BOOT_CACHE", "").lower() in ("0", "false", "off", "no"):
         return None
+    path = _file(version)
+    if path is None:
+        return None
     try:
-        with open(_file(version), "rb") as handle:
+        with open(path, "rb") as handle:
             data = marshal.load(handle)
     except (OSError, EOFError, ValueError, TypeError):
         return None
-    if not isinstance(data, dict) or data.get("paths") != path_fingerprint(version):
+    if not isinstance(data, dict) or data.get("paths") != (paths or path_fingerprint(version)):
         return None
     return data
 
 
-def store(version: str, plugins: list, valid_env: "str | None", previous: "dict | None" = None) -> None:
+def store(version: str, plugins: list, valid_env: "str | None", previous: "dict | None" = None, paths: "str | None" = None) -> None:
     """Write the entry atomically; failures only cost the next start a scan."""
     if os.environ.get("GENOPS_BOOT_CACHE", "").lower() in ("0", "false", "off", "no"):
         return
     envs = list(previous.get("envs", ())) if previous else []
     if valid_env is not None and valid_env not in envs:
         envs = (envs + [valid_env])[-_MAX_ENVS:]
-    data = {"paths": path_fingerprint(version), "plugins": plugins, "envs": envs}
+    # `paths` must be the fingerprint taken *before* the scan: one taken now could already include
+    # a distribution installed while the scan ran, and would hide it until the next change.
+    data = {"paths": paths or path_fingerprint(version), "plugins": plugins, "envs": envs}
     path = _file(version)
+    if path is None:
+        return
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         temporary = f"{path}.{os.getpid()}.tmp"
-        with open(temporary, "wb") as handle:
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
             marshal.dump(data, handle)
         os.replace(temporary, path)
     except OSError:

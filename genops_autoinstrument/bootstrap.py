@@ -46,7 +46,7 @@ def validate_or_exit(records: list | None = None) -> None:
         sys.stderr.write(f"genops: warning: {warning}\n")
 
 
-def _plugins(cached: dict | None, env_valid: bool) -> list[tuple]:
+def _plugins(cached: dict | None, env_valid: bool, paths: str | None = None) -> list[tuple]:
     """Plugin records (PluginInfo tuples), from the cache or from a fresh scan stored for next time."""
     from . import bootcache
 
@@ -60,7 +60,7 @@ def _plugins(cached: dict | None, env_valid: bool) -> list[tuple]:
         groups = [PLUGIN_GROUP, OTEL_GROUP]
         plugins = [info.to_tuple() for info in scan(groups)]
     validate_or_exit(plugins)  # exits with status 2 when invalid: nothing below is cached then
-    bootcache.store(__version__, plugins, bootcache.env_fingerprint(), cached)
+    bootcache.store(__version__, plugins, bootcache.env_fingerprint(), cached, paths)
     return plugins
 
 
@@ -88,9 +88,10 @@ def run() -> None:
     from . import bootcache
     from .finder import get_finder
 
-    cached = bootcache.load(__version__)
+    paths = bootcache.path_fingerprint(__version__)  # before any scan (see bootcache.store)
+    cached = bootcache.load(__version__, paths)
     env_valid = cached is not None and bootcache.env_fingerprint() in cached.get("envs", ())
-    records = _plugins(cached, env_valid)
+    records = _plugins(cached, env_valid, paths)
     disabled = _disabled_names(environ)
     contrib = environ.get("GENOPS_OTEL_INSTRUMENTORS", "").strip().lower() not in _FALSE
     finder = get_finder()

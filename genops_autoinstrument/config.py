@@ -129,6 +129,51 @@ def parse_ledger_url(variable: str, raw: str) -> str | None:
     return url
 
 
+_SAMPLERS = ("always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio")
+
+
+def _entry_point_names(group: str) -> set[str]:
+    from importlib.metadata import entry_points
+
+    return {entry_point.name for entry_point in entry_points(group=group)}
+
+
+def parse_exporters(signal: str) -> Callable[[str, str], tuple[str, ...]]:
+    """``OTEL_{TRACES,METRICS}_EXPORTER``: built-in names or installed exporter entry points."""
+
+    def parse(variable: str, raw: str) -> tuple[str, ...]:
+        names = tuple(name.strip().lower() for name in raw.split(",") if name.strip())
+        known = {"otlp", "console", "none"}
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            known |= _entry_point_names(f"opentelemetry_{signal}_exporter")
+        for name in names:
+            if name not in known:
+                raise ConfigError(variable, raw, "a comma-separated list of " + ", ".join(sorted(known)))
+        return names
+
+    return parse
+
+
+def parse_otlp_protocol(variable: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("grpc", "http/protobuf"):
+        raise ConfigError(variable, raw, "grpc or http/protobuf")
+    if value == "grpc":
+        from importlib.util import find_spec
+
+        if find_spec("opentelemetry.exporter.otlp.proto.grpc") is None:
+            raise ConfigError(variable, raw, "http/protobuf, or grpc after `pip install 'genops-autoinstrument[grpc]'`")
+    return value
+
+
+def parse_sampler(variable: str, raw: str) -> str:
+    value = raw.strip()
+    if value not in _SAMPLERS and value not in _entry_point_names("opentelemetry_traces_sampler"):
+        raise ConfigError(variable, raw, "one of " + ", ".join(_SAMPLERS) + " or an installed sampler")
+    return value
+
+
 @dataclass(frozen=True)
 class Variable:
     """One environment variable: its parser, default and the line of documentation it gets."""
@@ -166,6 +211,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GENOPS_CONTENT_POLICY", parse_choice(CONTENT_POLICY_MODES), "off", "Outgoing-prompt checks for PII and secrets: off, warn or block."),
     Variable("GENOPS_OTEL_INSTRUMENTORS", parse_bool, True, "`false` stops `genops-run` from activating installed OpenTelemetry contrib instrumentors."),
     Variable("GENOPS_EXIT_FLUSH_SECONDS", parse_seconds, 2.0, "Longest time spent flushing telemetry at exit; an unreachable collector never holds the process longer."),
+    Variable("OTEL_TRACES_EXPORTER", parse_exporters("traces"), ("otlp",), "Standard: span exporters (`otlp`, `console`, `none`, or an installed one).", "otel"),
+    Variable("OTEL_METRICS_EXPORTER", parse_exporters("metrics"), ("otlp",), "Standard: metric exporters (`otlp`, `console`, `none`, or an installed one).", "otel"),
+    Variable("OTEL_EXPORTER_OTLP_PROTOCOL", parse_otlp_protocol, "http/protobuf", "Standard: `http/protobuf` or `grpc` (with the `[grpc]` extra); also the `_TRACES_`/`_METRICS_` forms.", "otel"),
+    Variable("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", parse_otlp_protocol, None, "Standard: the OTLP protocol for spans only.", "otel"),
+    Variable("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", parse_otlp_protocol, None, "Standard: the OTLP protocol for metrics only.", "otel"),
+    Variable("OTEL_TRACES_SAMPLER", parse_sampler, "parentbased_always_on", "Standard: the sampler (metrics are recorded whatever it decides).", "otel"),
     Variable("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", parse_bool, False, "Standard switch: record prompt and completion content on spans."),
 )
 _BY_NAME = {variable.name: variable for variable in VARIABLES}
@@ -305,14 +356,17 @@ def validate(
     prefixes = tuple(f"GENOPS_{name.upper()}_" for name in plugin_names)
     warnings = []
     for name in sorted(environ):
-        if not name.startswith("GENOPS_") or name in known or (prefixes and name.startswith(prefixes)):
+        if not name.startswith("GENOPS_") or name in known:
             continue
         import difflib
 
         close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.85)
         if close:
-            raise ConfigError(name, environ[name], f"a known variable (did you mean {close[0]}?)")
-        warnings.append(f"unknown variable {name} is ignored (see genops-run --help for the list)")
+            # The value is not shown: a misspelt GENOPS_LEDGER_URL carries its password.
+            raise ConfigError(name, "<not shown>", f"a known variable (did you mean {close[0]}?)")
+        if prefixes and name.startswith(prefixes):
+            continue
+        warnings.append(f"unknown variable {name} is ignored (the README lists every variable)")
     return settings, warnings
 
 

@@ -58,6 +58,15 @@ class GenOpsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         if not hasattr(self, "_patches"):
             self._patches = []
+        from . import config
+
+        try:
+            enabled = config.is_enabled()
+        except config.ConfigError:
+            enabled = True  # reported by the launcher; never silently drop governance
+        if not enabled:  # GENOPS_ENABLED=false also holds under opentelemetry-instrument and in plain code
+            log.info("%s: GENOPS_ENABLED=false, nothing patched", type(self).__name__)
+            return
         self.patch()
 
     def _uninstrument(self, **kwargs: Any) -> None:

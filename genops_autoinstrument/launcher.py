@@ -149,7 +149,16 @@ def check() -> int:
     return status
 
 
+def _see_pythonpath() -> None:
+    """The POSIX launcher starts this one with ``-I`` (so the application's sitecustomize does not
+    run here too); validation and discovery must still see what the program will see."""
+    if sys.flags.isolated or sys.flags.ignore_environment:
+        entries = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+        sys.path[1:1] = [entry for entry in entries if entry not in sys.path]
+
+
 def main(argv: list[str] | None = None) -> int:
+    _see_pythonpath()
     arguments = list(sys.argv[1:] if argv is None else argv)
     if not arguments:
         sys.stderr.write(USAGE)

@@ -21,6 +21,16 @@ log = logging.getLogger("genops")
 
 _lock = threading.Lock()
 _configured = False
+
+
+def _after_fork_in_child() -> None:
+    """A fork while another thread held ``_lock`` would leave it held forever in the child."""
+    global _lock, _configured
+    if _lock.locked():  # the parent was configuring: the child starts over
+        _configured = False
+        _owned.clear()
+        _private.clear()
+    _lock = threading.Lock()
 _owned: list[Any] = []  # providers GenOps created (and therefore flushes and shuts down)
 
 EXIT_FLUSH_SECONDS_DEFAULT = 2.0
@@ -131,12 +141,17 @@ def ensure_configured() -> None:
         if _configured:
             return
         _configured = True
+        process_resource = None
         try:
-            _configure_tracing()
+            process_resource = resource()  # one service.instance.id for traces and metrics
+        except Exception as error:
+            log.warning("GenOps could not build the resource (%s)", error)
+        try:
+            _configure_tracing(process_resource)
         except Exception as error:
             log.warning("GenOps could not set up tracing (%s); spans are not exported", error)
         try:
-            _configure_metrics()
+            _configure_metrics(process_resource)
         except Exception as error:
             log.warning("GenOps could not set up metrics (%s); metrics are not exported", error)
         if _owned:
@@ -196,13 +211,13 @@ def _has_real_provider(getter: Any, proxy_type_name: str) -> bool:
     return type(provider).__name__ not in (proxy_type_name, "NoOpTracerProvider", "NoOpMeterProvider", "_ProxyMeterProvider")
 
 
-def _configure_tracing() -> None:
+def _configure_tracing(process_resource: Any = None) -> None:
     from opentelemetry import trace
 
     if _has_real_provider(trace.get_tracer_provider, "ProxyTracerProvider"):
         log.debug("the application set its own TracerProvider; GenOps records into it")
         return
-    provider = _new_tracer_provider(resource())
+    provider = _new_tracer_provider(process_resource if process_resource is not None else resource())
     trace.set_tracer_provider(provider)
     _owned.append(provider)
     _private["pid"] = os.getpid()
@@ -221,7 +236,7 @@ def _new_tracer_provider(process_resource: Any) -> Any:
     return provider
 
 
-def _configure_metrics() -> None:
+def _configure_metrics(process_resource: Any = None) -> None:
     from opentelemetry import metrics
 
     if _has_real_provider(metrics.get_meter_provider, "_ProxyMeterProvider"):
@@ -230,7 +245,7 @@ def _configure_metrics() -> None:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-    provider = _new_meter_provider(resource())
+    provider = _new_meter_provider(process_resource if process_resource is not None else resource())
     metrics.set_meter_provider(provider)
     _owned.append(provider)
     _private["pid"] = os.getpid()
@@ -241,11 +256,15 @@ def _new_meter_provider(process_resource: Any) -> Any:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-    readers = [
-        PeriodicExportingMetricReader(_ForkSafeMetricExporter(_metric_exporter(name)))  # type: ignore[arg-type]
-        for name in _exporter_names("metrics")
-        if name != "none"
-    ]
+    from opentelemetry.sdk.metrics.export import MetricReader
+
+    readers = []
+    for name in _exporter_names("metrics"):
+        if name == "none":
+            continue
+        exporter = _metric_exporter(name)
+        # Pull exporters (prometheus) are registered as MetricReaders, as the SDK's own setup expects.
+        readers.append(exporter if isinstance(exporter, MetricReader) else PeriodicExportingMetricReader(_ForkSafeMetricExporter(exporter)))
     return MeterProvider(resource=process_resource, metric_readers=readers, shutdown_on_exit=False)
 
 
@@ -328,6 +347,10 @@ def meter(provider: Any = None) -> Any:
     if own is not None:
         return own.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
     return metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def reset_for_tests() -> None:

@@ -64,6 +64,9 @@ class FakeInstrumentor(GenOpsInstrumentor):
         return REQUIREMENTS
     def patch(self):
         import fakesdk
+        if os.environ.get("FAKE_PLUGIN_RAISE") == "after-patching":
+            self.wrap(fakesdk, "Client.call", _wrapper)
+            raise RuntimeError("plugin exploded half-way")
         if os.environ.get("FAKE_PLUGIN_RAISE"):
             raise RuntimeError("plugin exploded")
         _log("patch loaded=%s executions=%s pid=%s" % (getattr(fakesdk, "FULLY_LOADED", False), fakesdk.EXECUTIONS, os.getpid()))

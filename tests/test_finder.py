@@ -261,3 +261,10 @@ def test_finder_ignores_unwatched_names_cheaply():
     finder.watch("a_module_that_does_not_exist_xyz", lambda module: None)
     assert finder.find_spec("json") is None
     assert finder.find_spec("a_module_that_does_not_exist_xyz") is None
+
+
+def test_a_plugin_that_raises_half_way_is_rolled_back(fake_site):
+    app = fake_site.app("import fakesdk; print(fakesdk.Client().call(2))")
+    result = fake_site.run("python", app, env=fake_site.env(FAKE_PLUGIN_RAISE="after-patching"))
+    assert _ok(result) == ["4"], "what the plugin patched before it raised is undone"
+    assert "plugin exploded half-way" in result.stderr

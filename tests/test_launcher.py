@@ -296,3 +296,50 @@ def test_plugin_variables_are_validated_and_misspellings_rejected(fake_site):
     assert "unknown variable GENOPS_SOMETHING_ELSE is ignored" in unknown.stderr
     check = fake_site.run("--check")
     assert "variable GENOPS_VARS_FAST_MODE (choice:on|off, default on): A plugin switch." in check.stdout
+
+
+def test_relative_and_symlinked_launcher_still_instruments_children_elsewhere(fake_site, tmp_path):
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "genops-run").symlink_to(fake_site.launcher)
+    app = fake_site.app(
+        """
+        import subprocess, sys
+        import fakesdk
+        print("parent", fakesdk.Client().call(1))
+        child = subprocess.run([sys.executable, "-c", "import fakesdk; print('child', fakesdk.Client().call(1))"], cwd="/", capture_output=True, text=True)
+        print(child.stdout.strip())
+        """
+    )
+    result = subprocess.run(["./links/genops-run", "python", app], cwd=tmp_path, env=fake_site.env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["parent ('patched', 2)", "child ('patched', 2)"]
+
+
+def test_start_up_cache_holds_no_secrets_and_is_private(fake_site):
+    secret = "hcaik_SECRET123"
+    env = fake_site.env(OTEL_EXPORTER_OTLP_HEADERS=f"x-honeycomb-team={secret}", GENOPS_LEDGER_URL="redis://:s3cr3tpass@127.0.0.1:6390/0")
+    assert fake_site.run("python", "-c", "pass", env=env).returncode == 0
+    (cache_file,) = (fake_site.cache / "genops").glob("boot-*.marshal")
+    content = cache_file.read_bytes()
+    assert secret.encode() not in content and b"s3cr3tpass" not in content
+    assert cache_file.stat().st_mode & 0o077 == 0
+
+
+def test_a_misspelt_variable_never_echoes_its_value(fake_site):
+    result = fake_site.run("python", "-c", "pass", env=fake_site.env(GENOPS_LEDGER_URLS="redis://:hunter2@10.0.0.1:6379/0"))
+    assert result.returncode == 2
+    assert "hunter2" not in result.stderr and "did you mean GENOPS_LEDGER_URL" in result.stderr
+
+
+def test_invalid_opentelemetry_variables_stop_the_launcher(fake_site):
+    app = fake_site.app("print('ran')")
+    for variable, value, accepted in (
+        ("OTEL_TRACES_EXPORTER", "otlpp", "console, none, otlp"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/jsonn", "grpc or http/protobuf"),
+        ("OTEL_TRACES_SAMPLER", "always_of", "parentbased_always_on"),
+    ):
+        result = fake_site.run("python", app, env=fake_site.env(**{variable: value}))
+        assert result.returncode == 2, (variable, result.stdout, result.stderr)
+        assert variable in result.stderr and value in result.stderr and accepted in result.stderr
+        assert result.stdout == ""
