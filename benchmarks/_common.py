@@ -72,6 +72,23 @@ def timed(batch: Callable[[], None]) -> float:
     return clock() - start
 
 
+def timed_with_process(batch: Callable[[], None], settle: Callable[[], None] | None = None) -> tuple[float, float]:
+    """(seconds on :data:`clock`, CPU seconds of the whole process) for one call of ``batch``.
+
+    ``settle`` runs after the application clock stops and before the process clock does: it
+    finishes work an instrumentation deferred to a background thread (GenOps' metric queue), so
+    that work is counted in the process CPU of this batch, not in a later one.
+    """
+    gc.collect()
+    start_process = time.process_time()
+    start = clock()
+    batch()
+    elapsed = clock() - start
+    if settle is not None:
+        settle()
+    return elapsed, time.process_time() - start_process
+
+
 @dataclass
 class Series:
     """Per-round values of one measurement, for each variant."""

@@ -5,6 +5,8 @@ Three variants run in one process, in interleaved rounds whose order is shuffled
 * ``bare``: the openai SDK, nothing instrumented;
 * ``genops``: GenOps' OpenAI plugin, engine with a BatchSpanProcessor and a periodic metric reader
   whose exporters drop everything (the production path minus network I/O), attribution set;
+* ``genops-inline``: the same, with the metrics recorded on the application's thread
+  (``Engine(defer_metrics=False)``), to show what deferring them to GenOps' metric thread buys;
 * ``otel``: ``opentelemetry-instrumentation-openai-v2`` with the same telemetry setup.
 
 Each variant is instrumented at the start of its turn and uninstrumented at the end. The SDK
@@ -12,6 +14,8 @@ talks to an in-process ``MockTransport`` that returns pre-encoded OpenAI respons
 measured is the SDK plus the instrumentation. Reported: medians of per-round means, and the
 median of per-round paired differences against ``bare`` (µs added). A stream call is split into
 its fixed part (create + end of stream) and its chunk phase (50 chunks), giving µs per chunk.
+Besides the application thread's CPU time, each batch's CPU time of the whole process is measured,
+with GenOps' deferred metrics recorded before that clock stops, so background work is counted.
 
     .venv/bin/python benchmarks/bench_openai_overhead.py            # ~1-2 minutes
     .venv/bin/python benchmarks/bench_openai_overhead.py --quick    # smoke run, a few seconds
@@ -30,7 +34,7 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
-from _common import Series, environment, markdown_table, noop_telemetry, progress, timed, write_result  # noqa: E402
+from _common import Series, environment, markdown_table, noop_telemetry, progress, timed, timed_with_process, write_result  # noqa: E402
 
 CHUNKS = 50  # chunks the application receives from one stream
 TARGET_CALL_US = 60.0
@@ -134,10 +138,14 @@ class Variant:
     def off(self) -> None:
         pass
 
+    def settle(self) -> None:
+        """Finish work deferred to background threads (counted in the process CPU of the batch)."""
+
 
 class GenOps(Variant):
     name = "genops"
     label = "GenOps"
+    defer_metrics = True
 
     def __init__(self) -> None:
         try:
@@ -156,7 +164,13 @@ class GenOps(Variant):
             return
         tracer_provider, meter_provider = noop_telemetry()
         self.settings = config.load({"GENOPS_TEAM": "search", "GENOPS_PROJECT": "overhead-bench", "GENOPS_ENVIRONMENT": "bench"})
-        self.engine = Engine(self.settings, tracer_provider=tracer_provider, meter_provider=meter_provider)
+        try:
+            self.engine = Engine(self.settings, tracer_provider=tracer_provider, meter_provider=meter_provider, defer_metrics=self.defer_metrics)
+        except TypeError:  # an engine without deferred metrics: measured as it is
+            if not self.defer_metrics:
+                self.available, self.reason = False, "this GenOps version records metrics on the application thread only"
+                return
+            self.engine = Engine(self.settings, tracer_provider=tracer_provider, meter_provider=meter_provider)
         self._config, self._set_engine = config, set_engine
         self.instrumentor = OpenAIInstrumentor()
 
@@ -168,6 +182,17 @@ class GenOps(Variant):
     def off(self) -> None:
         self.instrumentor.uninstrument()
         self._set_engine(None)
+
+    def settle(self) -> None:
+        flush = getattr(self.engine, "flush_metrics", None)
+        if flush is not None:
+            flush()
+
+
+class GenOpsInline(GenOps):
+    name = "genops-inline"
+    label = "GenOps, inline metrics"
+    defer_metrics = False
 
 
 class OTel(Variant):
@@ -228,10 +253,11 @@ def stream_batch(client: Any, streams: int, phases: list[float]) -> Callable[[],
     return run
 
 
-def sdk_floor_batch(calls: int) -> Callable[[], None]:
+def sdk_floor_batch(calls: int, metrics: bool = True) -> Callable[[], None]:
     """What the OpenTelemetry SDK alone costs for one recorded call like GenOps': a CLIENT span with
-    ~20 attributes, two token-usage and one duration histogram records and one cost counter add,
-    with 8 metric dimensions. No instrumentation can record that telemetry for less."""
+    10 attributes at the start and 14 at the end, two token-usage and one duration histogram
+    records and one cost counter add, with 8 metric dimensions (``metrics=False``: the span only).
+    No instrumentation can record that telemetry for less."""
     from opentelemetry.trace import SpanKind
 
     tracer_provider, meter_provider = noop_telemetry()
@@ -240,13 +266,18 @@ def sdk_floor_batch(calls: int) -> Callable[[], None]:
     tokens = meter.create_histogram("gen_ai.client.token.usage")
     duration = meter.create_histogram("gen_ai.client.operation.duration")
     cost = meter.create_counter("genops.cost")
-    start_attributes = {f"start.{i}": f"value{i}" for i in range(12)}
-    end_attributes = {f"end.{i}": i for i in range(8)}
+    start_attributes = {f"start.{i}": f"value{i}" for i in range(10)}
+    end_attributes: dict[str, Any] = {f"end.{i}": i for i in range(13)}
+    end_attributes["end.reasons"] = ["stop"]
     dims = {f"dim.{i}": f"value{i}" for i in range(8)}
 
     def run() -> None:
         for _ in range(calls):
             span = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=start_attributes)
+            if not metrics:
+                span.set_attributes(end_attributes)
+                span.end()
+                continue
             tokens.record(31, {**dims, "gen_ai.token.type": "input"})
             tokens.record(17, {**dims, "gen_ai.token.type": "output"})
             duration.record(0.5, dims)
@@ -277,7 +308,7 @@ def check_instrumented(variant: Variant, client: Any, stream_client: Any) -> Non
 
 def run(rounds: int, calls: int, streams: int, seed: int, max_seconds: float) -> dict[str, Any]:
     client, stream_client, transport = make_clients()
-    variants: list[Variant] = [Variant(), GenOps(), OTel()]
+    variants: list[Variant] = [Variant(), GenOps(), GenOpsInline(), OTel()]
     for variant in variants:
         if not variant.available:
             progress(f"{variant.label}: not measured ({variant.reason})")
@@ -289,10 +320,13 @@ def run(rounds: int, calls: int, streams: int, seed: int, max_seconds: float) ->
     stream_total = Series()
     stream_fixed = Series()
     per_chunk = Series()
+    call_process = Series()
+    stream_process = Series()
     order = random.Random(seed)
     phases: list[float] = [0.0, 0.0]
     floor = Series()
     floor_batch = sdk_floor_batch(calls)
+    span_floor_batch = sdk_floor_batch(calls, metrics=False)
     started = time.perf_counter()
     for round_number in range(rounds + 1):  # round 0 warms up and is discarded
         order.shuffle(active)
@@ -300,18 +334,22 @@ def run(rounds: int, calls: int, streams: int, seed: int, max_seconds: float) ->
             variant.on()
             try:
                 call_batch(client, 3)()  # first calls after patching fill caches
-                elapsed = timed(call_batch(client, calls))
-                streamed = timed(stream_batch(stream_client, streams, phases))
+                variant.settle()
+                elapsed, elapsed_process = timed_with_process(call_batch(client, calls), variant.settle)
+                streamed, streamed_process = timed_with_process(stream_batch(stream_client, streams, phases), variant.settle)
             finally:
                 variant.off()
             if round_number == 0:
                 continue
             call.add(variant.name, elapsed / calls * 1e6)
+            call_process.add(variant.name, elapsed_process / calls * 1e6)
+            stream_process.add(variant.name, streamed_process / streams * 1e6)
             stream_total.add(variant.name, streamed / streams * 1e6)
             stream_fixed.add(variant.name, phases[0] / streams * 1e6)
             per_chunk.add(variant.name, phases[1] / streams / CHUNKS * 1e6)
         if round_number:
             floor.add("sdk", timed(floor_batch) / calls * 1e6)
+            floor.add("span", timed(span_floor_batch) / calls * 1e6)
         if round_number and round_number % 10 == 0:
             progress(f"round {round_number}/{rounds} ({time.perf_counter() - started:.0f}s)")
         if round_number >= 5 and time.perf_counter() - started > max_seconds:
@@ -321,7 +359,7 @@ def run(rounds: int, calls: int, streams: int, seed: int, max_seconds: float) ->
     return {
         "rounds": rounds,
         "variants": variants,
-        "series": {"call": call, "stream": stream_total, "fixed": stream_fixed, "chunk": per_chunk},
+        "series": {"call": call, "stream": stream_total, "fixed": stream_fixed, "chunk": per_chunk, "call_process": call_process, "stream_process": stream_process},
         "floor": floor,
         "transport": transport,
         "seconds": time.perf_counter() - started,
@@ -341,6 +379,8 @@ def report(result: dict[str, Any], rounds: int, calls: int, streams: int) -> str
         "stream": f"streaming call, {CHUNKS} chunks (per call)",
         "fixed": "streaming call, create + end of stream",
         "chunk": "stream chunk (per chunk)",
+        "call_process": "non-streaming call, process CPU (per call)",
+        "stream_process": f"streaming call, {CHUNKS} chunks, process CPU (per call)",
     }
     for key, label in labels.items():
         data = series[key]
@@ -366,13 +406,33 @@ def report(result: dict[str, Any], rounds: int, calls: int, streams: int) -> str
             f"- GenOps adds **{added_call:.1f} µs per non-streaming call** (target < {TARGET_CALL_US:.0f} µs: {verdict(added_call < TARGET_CALL_US)}) "
             f"and **{added_chunk:.2f} µs per stream chunk** (target < {TARGET_CHUNK_US:.0f} µs: {verdict(added_chunk < TARGET_CHUNK_US)}).",
         ]
+        process_call = series["call_process"].paired_delta("genops", "bare")
+        process_stream = series["stream_process"].paired_delta("genops", "bare")
+        lines.append(
+            f"- Whole-process CPU (application thread + GenOps' metric thread + span export thread): GenOps adds {process_call:.1f} µs per "
+            f"non-streaming call and {process_stream:.1f} µs per {CHUNKS}-chunk streaming call. GenOps records its metrics on a "
+            "background thread, so the application thread's number above does not include them; this one does."
+        )
+        if "genops-inline" in names:
+            inline_call = series["call"].paired_delta("genops-inline", "bare")
+            inline_process = series["call_process"].paired_delta("genops-inline", "bare")
+            lines.append(
+                f"- With the metrics recorded on the application thread instead (`Engine(defer_metrics=False)`): {inline_call:.1f} µs "
+                f"per call on the application thread, {inline_process:.1f} µs of process CPU."
+            )
         if "otel" in names:
             otel_call = series["call"].paired_delta("otel", "bare")
             otel_chunk = series["chunk"].paired_delta("otel", "bare")
-            lines.append(f"- OpenTelemetry openai-v2 adds {otel_call:.1f} µs per call and {otel_chunk:.2f} µs per chunk, measured the same way.")
+            otel_process = series["call_process"].paired_delta("otel", "bare")
+            lines.append(
+                f"- OpenTelemetry openai-v2 adds {otel_call:.1f} µs per call ({otel_process:.1f} µs of process CPU) and {otel_chunk:.2f} µs "
+                "per chunk, measured the same way."
+            )
     lines.append(
         f"- For scale: the OpenTelemetry SDK alone takes {result['floor'].median('sdk'):.1f} µs on this machine to record one span "
-        "with ~20 attributes plus the three histogram records and one counter add GenOps makes per call (no instrumentation around it)."
+        "with ~24 attributes plus the three histogram records and one counter add GenOps makes per call (no instrumentation around "
+        f"it); the span part alone (start with 10 attributes, 14 more at the end, end) takes {result['floor'].median('span'):.1f} µs. "
+        "GenOps records the span on the application thread (it is the current span during the SDK call and ends when the call does)."
     )
     noise = ", ".join(
         f"{variant.label} {series['call'].spread(variant.name):.1f} µs/call, {series['chunk'].spread(variant.name):.2f} µs/chunk" for variant in variants
@@ -380,12 +440,13 @@ def report(result: dict[str, Any], rounds: int, calls: int, streams: int) -> str
     lines += [
         f"- Noise (interquartile range over rounds of the per-round means): {noise}.",
         "",
-        f"Clock: {'wall time (`time.perf_counter`)' if _common.clock is time.perf_counter else 'CPU time of the application thread (`time.thread_time`), so time spent waiting for a core on a busy machine is not counted; work the instrumentations defer to background threads (span export) is not counted either'}. "
+        f"Clock: {'wall time (`time.perf_counter`)' if _common.clock is time.perf_counter else 'CPU time of the application thread (`time.thread_time`), so time spent waiting for a core on a busy machine is not counted; work the instrumentations defer to background threads (span export, GenOps metrics) is not counted either'}; "
+        "the *process CPU* rows count every thread (`time.process_time`), with GenOps' queued metrics recorded before the clock stops. "
         "Setup: real `openai` SDK on an in-process "
         f"`{result['transport']}` returning pre-encoded responses; {rounds} interleaved rounds (order shuffled each round, "
         f"one warm-up round discarded) of {calls} non-streaming calls and {streams} streams of {CHUNKS} chunks "
         "(`stream_options.include_usage` set by the app) per variant. GenOps: attribution from `GENOPS_TEAM`/`GENOPS_PROJECT`/"
-        "`GENOPS_ENVIRONMENT`, no budget rules, content capture off. Both instrumentations record into a `TracerProvider` "
+        "`GENOPS_ENVIRONMENT`, no budget rules, content capture off. Every instrumented variant records into its own `TracerProvider` "
         "with a `BatchSpanProcessor` and a `MeterProvider` with a `PeriodicExportingMetricReader`, whose exporters drop everything. "
         f"Run time {result['seconds']:.0f} s.",
         "",

@@ -6,11 +6,14 @@ the metrics, the cost and the budget reconciliation, and asks the governor for a
 
 from __future__ import annotations
 
+import atexit
+import collections
 import json
 import os
+import queue
 import threading
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from . import config, semconv
 from .errors import Decision
@@ -20,10 +23,165 @@ from .recording import Call, CallRequest
 from .usage import Usage
 
 _BAGGAGE_KEYS = frozenset(semconv.ATTRIBUTION_KEYS)
+_NO_TICKET = Ticket()  # what an inactive governor would return; read-only, shared by every call
+_perf_counter = time.perf_counter
+_DIMENSION_CACHE_SIZE = 512
+FLUSH_SECONDS = 5.0  # longest a metric collection (or exit) waits for the deferred metrics
+
+
+class MetricQueue:
+    """Runs metric recordings on one daemon thread, in order, off the application's thread.
+
+    The OpenTelemetry SDK spends ~10-15 µs per histogram record or counter add (attribute cleaning,
+    hashing, aggregation); a call makes four. The application thread only appends the call's facts
+    to a deque; the worker records them with the context captured at the call (so exemplars are
+    unchanged), in batches: woken by the first record of a batch, it waits up to ``BATCH_SECONDS``
+    (less when ``BATCH_SIZE`` records are queued) before recording them all. Each time the worker
+    runs costs the application thread some CPU (the interpreter lock changes hands, and shared
+    objects' cache lines move between cores), so it runs rarely, and the SDK's recording code then
+    runs in a tight loop, cheaper than interleaved with the application's own work. :meth:`flush` records everything queued so far
+    on the calling thread; it runs before each collection of an engine's meter (periodic export,
+    ``force_flush``, shutdown, pull and in-memory readers) and at exit, before the telemetry
+    shutdown registered earlier. Nothing is dropped. A fork waits for the batch in progress (no SDK
+    lock is inherited held); the child starts with an empty queue and its own worker.
+
+    :meth:`submit` takes no lock (a deque append, and a ``SimpleQueue.put`` to wake an idle worker),
+    so it is safe from ``__del__`` and garbage collection, where streams may end.
+    """
+
+    BATCH_SECONDS = 1.0  # longest a record waits in the queue (collections and exit flush it anyway)
+    BATCH_SIZE = 1024  # a batch this large wakes the worker early
+
+    def __init__(self) -> None:
+        self._reset()
+        self._exit_registered_pid: int | None = None
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(before=self._before_fork, after_in_parent=self._after_fork_in_parent, after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._items: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = collections.deque()
+        self._busy = threading.RLock()  # held while queued records are popped and recorded
+        self._signal: queue.SimpleQueue[None] = queue.SimpleQueue()  # wakes the idle worker
+        self._idle = False  # the worker waits on _signal (or is about to)
+        self._start_lock = threading.RLock()
+        self._starting = False
+        self._thread: threading.Thread | None = None
+        self._inline = False  # no worker could be started: record on the caller's thread
+
+    def submit(self, record: Callable[..., None], *args: Any) -> None:
+        """Queue ``record(*args)``; cheap, never blocks on the worker, never raises."""
+        items = self._items
+        items.append((record, args))
+        if self._idle or len(items) == self.BATCH_SIZE:
+            self._signal.put(None)
+        elif self._thread is None:
+            self._start()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._inline:
+                self.flush()
+                return
+            if self._thread is not None or self._starting:
+                return
+            self._starting = True
+            try:
+                thread = threading.Thread(target=self._work, name="genops-metrics", daemon=True)
+                thread.start()
+            except Exception as error:  # no threads (interpreter shutting down, sandbox): record inline
+                from .recording import internal_error
+
+                internal_error("metric worker", error)
+                self._inline = True
+                self.flush()
+                return
+            finally:
+                self._starting = False
+            self._thread = thread
+            if self._exit_registered_pid != os.getpid():
+                self._exit_registered_pid = os.getpid()
+                atexit.register(self.flush)  # runs before the telemetry shutdown registered earlier
+
+    def _work(self) -> None:
+        items, signal, busy = self._items, self._signal, self._busy
+        while True:
+            self._idle = True
+            if not items:  # a submit after this check sees _idle and signals
+                signal.get()
+            self._idle = False
+            while True:  # signals sent while it was waking up
+                try:
+                    signal.get_nowait()
+                except queue.Empty:
+                    break
+            try:
+                try:
+                    signal.get(timeout=self.BATCH_SECONDS)  # let a batch gather; a full one signals
+                except queue.Empty:
+                    pass
+                with busy:
+                    _record_all(items)
+            except Exception as error:  # pragma: no cover - keep recording; flushes still drain
+                from .recording import internal_error
+
+                internal_error("metric worker", error)
+
+    def flush(self, timeout: float = FLUSH_SECONDS) -> bool:
+        """Record everything queued so far, on the calling thread; False if the worker's batch in
+        progress did not end within ``timeout``."""
+        if not self._busy.acquire(timeout=timeout):
+            return False
+        try:
+            _record_all(self._items)
+        finally:
+            self._busy.release()
+        return True
+
+    def _before_fork(self) -> None:
+        self._busy.acquire()
+
+    def _after_fork_in_parent(self) -> None:
+        self._busy.release()
+
+
+def _record_all(items: "collections.deque[tuple[Callable[..., None], tuple[Any, ...]]]") -> None:
+    pop = items.popleft
+    while True:
+        try:
+            record, args = pop()
+        except IndexError:
+            return
+        _run_record(record, args)
+
+
+def _run_record(record: Callable[..., None], args: Any) -> None:
+    try:
+        record(*args)
+    except Exception as error:
+        from .recording import internal_error
+
+        internal_error("metric record", error)
+
+
+metric_queue = MetricQueue()
+
+
+def _flush_before_collection(options: Any) -> Any:
+    """Observable-instrument callback: the SDK calls it at the start of every metric collection
+    (periodic export, force_flush, shutdown, a pull reader, an in-memory reader), so queued records
+    reach that collection. It observes nothing, so the instrument exports no data."""
+    timeout = getattr(options, "timeout_millis", None)
+    metric_queue.flush(min(FLUSH_SECONDS, timeout / 1000) if timeout and timeout > 0 else FLUSH_SECONDS)
+    return ()
 
 
 class Engine:
-    """Records calls into OpenTelemetry; built lazily from the process settings."""
+    """Records calls into OpenTelemetry; built lazily from the process settings.
+
+    The span is recorded on the application's thread (it must be current during the SDK call and
+    ended when the call is). The metrics are queued to :data:`metric_queue` unless
+    ``defer_metrics=False``, and recorded with the same values, dimensions and context.
+    """
 
     def __init__(
         self,
@@ -32,6 +190,7 @@ class Engine:
         *,
         tracer_provider: Any = None,
         meter_provider: Any = None,
+        defer_metrics: bool = True,
     ) -> None:
         from opentelemetry import baggage, context, trace
         from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -42,7 +201,9 @@ class Engine:
         self.governor = governor or build_governor(self.settings)
         self._trace = trace
         self._context = context
+        self._get_context = context.get_current
         self._baggage = baggage
+        self._baggage_key = getattr(baggage, "_BAGGAGE_KEY", None)  # the context key baggage lives under
         self._kind = SpanKind.CLIENT
         self._error_status = Status(StatusCode.ERROR)
         self._status_cls = Status
@@ -65,6 +226,19 @@ class Engine:
             explicit_bucket_boundaries_advisory=[0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92],
         )
         self._env_attribution = dict(self.settings.attribution)
+        self._customer_dimension = self.settings.metrics_customer_dimension
+        self._capture_content = self.settings.capture_content
+        self._dimension_cache: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
+        self._submit: Callable[..., None] = _record_now
+        if defer_metrics:
+            try:
+                # Flushes the queue at the start of every collection of this meter's readers.
+                meter.create_observable_gauge(_FLUSH_INSTRUMENT, callbacks=[_flush_before_collection], description="GenOps internal: observes nothing")
+                self._submit = metric_queue.submit
+            except Exception as error:  # a meter without observable instruments: record inline
+                from .recording import internal_error
+
+                internal_error("deferred metrics", error)
         self._summary = None
         if self.settings.summary:
             from .summary import Summary
@@ -74,7 +248,10 @@ class Engine:
     # --- attribution ---------------------------------------------------------------------------
     def attribution(self) -> Mapping[str, str]:
         """Environment attribution, overridden by W3C baggage entries with the same ``genops.*`` keys."""
-        entries = self._baggage.get_all()
+        context = self._get_context()
+        if self._baggage_key is not None and self._baggage_key not in context:
+            return self._env_attribution  # no baggage at all (the common case): nothing to merge
+        entries = self._baggage.get_all(context)
         if not entries:
             return self._env_attribution
         merged = dict(self._env_attribution)
@@ -84,27 +261,45 @@ class Engine:
         return merged
 
     def _dimensions(self, call: Call, model: str | None) -> dict[str, Any]:
-        request = call._request
+        return dict(self._cached_dimensions(_shape(call._request), call._attribution, model)[0])
+
+    def _cached_dimensions(self, shape: tuple[str, str, str | None, str | None], attribution: Mapping[str, str], model: str | None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """(dimensions, with token type input, with token type output), built once per distinct
+        call shape (see :func:`_shape`). The dicts are shared: never mutated once built."""
+        key = (shape, model, None if attribution is self._env_attribution else tuple(attribution.items()))
+        cached = self._dimension_cache.get(key)
+        if cached is not None:
+            return cached
+        operation, provider, request_model, server_address = shape
         dims: dict[str, Any] = {
-            semconv.GEN_AI_OPERATION_NAME: request.operation,
-            semconv.GEN_AI_PROVIDER_NAME: request.provider,
+            semconv.GEN_AI_OPERATION_NAME: operation,
+            semconv.GEN_AI_PROVIDER_NAME: provider,
         }
         if model:
             dims[semconv.GEN_AI_RESPONSE_MODEL] = model
-        if request.request_model:
-            dims[semconv.GEN_AI_REQUEST_MODEL] = request.request_model
-        if request.server_address:
-            dims[semconv.SERVER_ADDRESS] = request.server_address
-        for key, value in call._attribution.items():
-            if key == semconv.GENOPS_CUSTOMER_ID and not self.settings.metrics_customer_dimension:
+        if request_model:
+            dims[semconv.GEN_AI_REQUEST_MODEL] = request_model
+        if server_address:
+            dims[semconv.SERVER_ADDRESS] = server_address
+        for key_, value in attribution.items():
+            if key_ == semconv.GENOPS_CUSTOMER_ID and not self._customer_dimension:
                 continue
-            dims[key] = value
-        return dims
+            dims[key_] = value
+        cached = (
+            dims,
+            {**dims, semconv.GEN_AI_TOKEN_TYPE: semconv.TOKEN_TYPE_INPUT},
+            {**dims, semconv.GEN_AI_TOKEN_TYPE: semconv.TOKEN_TYPE_OUTPUT},
+        )
+        if len(self._dimension_cache) >= _DIMENSION_CACHE_SIZE:
+            self._dimension_cache.clear()  # many distinct attributions (baggage): stay bounded
+        self._dimension_cache[key] = cached
+        return cached
 
     # --- lifecycle ---------------------------------------------------------------------------
     def begin(self, request: CallRequest, start: float) -> tuple[Call, Decision | None]:
         attribution = self.attribution()
-        ticket = self.governor.decide(request, attribution) if self.governor.active else Ticket()
+        governed = self.governor.active
+        ticket = self.governor.decide(request, attribution) if governed else _NO_TICKET
         attributes: dict[str, Any] = {
             semconv.GEN_AI_OPERATION_NAME: request.operation,
             semconv.GEN_AI_PROVIDER_NAME: request.provider,
@@ -122,8 +317,9 @@ class Engine:
             if value is not None:
                 attributes[key] = value
         attributes.update(attribution)
-        attributes.update(ticket.attributes)
-        if self.settings.capture_content and request.input_messages is not None:
+        if ticket.attributes:
+            attributes.update(ticket.attributes)
+        if self._capture_content and request.input_messages is not None:
             content = _content(request.input_messages)
             if content is not None:
                 attributes[semconv.GEN_AI_INPUT_MESSAGES] = content
@@ -132,28 +328,29 @@ class Engine:
         for event_name, event_attributes in ticket.events:
             span.add_event(event_name, event_attributes)
         call = Call(request, self, span, attribution, ticket, start)
+        if not governed:
+            return call, None  # nothing decided, nothing can block
         decision = ticket.decision
-        if self.governor.active:
-            self._record_decision(call, decision)
+        self._submit(self._record_decision, decision, request.provider, attribution, self._get_context())
         if decision.blocks:
             call._ended = True
             self._end_blocked(call, decision)
         return call, decision
 
-    def _record_decision(self, call: Call, decision: Decision) -> None:
+    def _record_decision(self, decision: Decision, provider: str, attribution: Mapping[str, str], context: Any) -> None:
         dims = {
             semconv.GENOPS_POLICY_RESULT: decision.result,
-            semconv.GEN_AI_PROVIDER_NAME: call._request.provider,
+            semconv.GEN_AI_PROVIDER_NAME: provider,
         }
         if decision.policy_name:
             dims[semconv.GENOPS_POLICY_NAME] = decision.policy_name
         if decision.reason_code:
             dims[semconv.GENOPS_POLICY_REASON_CODE] = decision.reason_code
-        for key, value in call._attribution.items():
-            if key == semconv.GENOPS_CUSTOMER_ID and not self.settings.metrics_customer_dimension:
+        for key, value in attribution.items():
+            if key == semconv.GENOPS_CUSTOMER_ID and not self._customer_dimension:
                 continue
             dims[key] = value
-        self._decisions.add(1, dims)
+        self._decisions.add(1, dims, context)
 
     def _end_blocked(self, call: Call, decision: Decision) -> None:
         span = call._span
@@ -168,6 +365,10 @@ class Engine:
     def detach(self, token: Any) -> None:
         self._context.detach(token)
 
+    def flush_metrics(self, timeout: float = FLUSH_SECONDS) -> bool:
+        """Wait until the metrics of every call finished so far are recorded."""
+        return metric_queue.flush(timeout)
+
     def finish(
         self,
         call: Call,
@@ -178,7 +379,7 @@ class Engine:
         output_messages: Any,
         extra: Mapping[str, Any] | None,
     ) -> None:
-        duration = time.perf_counter() - call._start
+        duration = _perf_counter() - call._start
         request = call._request
         span = call._span
         model = response_model or request.request_model
@@ -189,14 +390,14 @@ class Engine:
             attributes[semconv.GEN_AI_RESPONSE_ID] = response_id
         if finish_reasons:
             attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(finish_reasons)
-        dims = self._dimensions(call, response_model)
+        input_tokens = output_tokens = None
         if usage is not None:
-            if usage.input_tokens is not None:
-                attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
-                self._tokens.record(usage.input_tokens, {**dims, semconv.GEN_AI_TOKEN_TYPE: semconv.TOKEN_TYPE_INPUT})
-            if usage.output_tokens is not None:
-                attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
-                self._tokens.record(usage.output_tokens, {**dims, semconv.GEN_AI_TOKEN_TYPE: semconv.TOKEN_TYPE_OUTPUT})
+            input_tokens = usage.input_tokens
+            output_tokens = usage.output_tokens
+            if input_tokens is not None:
+                attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+            if output_tokens is not None:
+                attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
             if usage.cache_read_tokens is not None:
                 attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
             if usage.cache_write_tokens is not None:
@@ -204,47 +405,71 @@ class Engine:
             if usage.reasoning_tokens is not None:
                 attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
         price = price_call(request.provider, model, usage, request.api_base_url)
-        if price.total is not None:
-            attributes[semconv.GENOPS_COST_TOTAL] = price.total
+        total = price.total
+        if total is not None:
+            attributes[semconv.GENOPS_COST_TOTAL] = total
             attributes[semconv.GENOPS_COST_CURRENCY] = "USD"
             attributes[semconv.GENOPS_COST_STATUS] = semconv.COST_STATUS_PRICED
             if price.source:
                 attributes[semconv.GENOPS_COST_SOURCE] = price.source
-            self._cost.add(price.total, dims)
         else:
             attributes[semconv.GENOPS_COST_STATUS] = semconv.COST_STATUS_UNPRICED
             attributes[semconv.GENOPS_COST_UNPRICED_REASON] = price.unpriced_reason or semconv.UNPRICED_UNKNOWN_MODEL
-            self._unpriced.add(1, dims)
         attributes[semconv.GENOPS_COST_PROVIDER] = request.provider
         if model:
             attributes[semconv.GENOPS_COST_MODEL] = model
-        if self.settings.capture_content and output_messages is not None:
+        if self._capture_content and output_messages is not None:
             content = _content(output_messages)
             if content is not None:
                 attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = content
         if extra:
             attributes.update(extra)
-        self._duration.record(duration, dims)
+        self._submit(self._record_finished, _shape(request), call._attribution, response_model, input_tokens, output_tokens, total, duration, self._get_context())
         span.set_attributes(attributes)
-        self._settle(call, price.total, ran=True)
+        if self.governor.active:
+            self._settle(call, total, ran=True)
         span.end()
         if self._summary is not None:
-            self._summary.add(request.provider, model, call._attribution, usage, price.total)
+            self._summary.add(request.provider, model, call._attribution, usage, total)
+
+    def _record_finished(
+        self,
+        shape: tuple[str, str, str | None, str | None],
+        attribution: Mapping[str, str],
+        response_model: str | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cost: float | None,
+        duration: float,
+        context: Any,
+    ) -> None:
+        dims, input_dims, output_dims = self._cached_dimensions(shape, attribution, response_model)
+        if input_tokens is not None:
+            self._tokens.record(input_tokens, input_dims, context)
+        if output_tokens is not None:
+            self._tokens.record(output_tokens, output_dims, context)
+        if cost is not None:
+            self._cost.add(cost, dims, context)
+        else:
+            self._unpriced.add(1, dims, context)
+        self._duration.record(duration, dims, context)
 
     def fail(self, call: Call, error: BaseException) -> None:
-        duration = time.perf_counter() - call._start
+        duration = _perf_counter() - call._start
         span = call._span
         error_type = _error_type(error)
         span.set_attribute(semconv.ERROR_TYPE, error_type)
         span.set_status(self._status_cls(self._error_code, str(error)[:256]))
         span.record_exception(error) if isinstance(error, Exception) else None
-        dims = self._dimensions(call, None)
-        dims[semconv.ERROR_TYPE] = error_type
-        self._duration.record(duration, dims)
+        self._submit(self._record_failed, _shape(call._request), call._attribution, error_type, duration, self._get_context())
         self._settle(call, None, ran=False)
         span.end()
         if self._summary is not None:
             self._summary.add(call._request.provider, call._request.request_model, call._attribution, None, None, failed=True)
+
+    def _record_failed(self, shape: tuple[str, str, str | None, str | None], attribution: Mapping[str, str], error_type: str, duration: float, context: Any) -> None:
+        dims = {**self._cached_dimensions(shape, attribution, None)[0], semconv.ERROR_TYPE: error_type}
+        self._duration.record(duration, dims, context)
 
     def _settle(self, call: Call, cost: float | None, ran: bool) -> None:
         if not self.governor.active:
@@ -257,6 +482,20 @@ class Engine:
             span.set_attributes(settlement.attributes)
         for event_name, event_attributes in settlement.events:
             span.add_event(event_name, event_attributes)
+
+
+_FLUSH_INSTRUMENT = "genops.internal.metric_flush"
+
+
+def _shape(request: CallRequest) -> tuple[str, str, str | None, str | None]:
+    """What the metric dimensions need from a request; queued instead of the request itself, so a
+    queued record never keeps the application's prompt (captured by ``prompt_text``) alive."""
+    return (request.operation, request.provider, request.request_model, request.server_address)
+
+
+def _record_now(record: Callable[..., None], *args: Any) -> None:
+    """The engine's ``_submit`` when metrics are not deferred: record on the calling thread."""
+    _run_record(record, args)
 
 
 def _error_type(error: BaseException) -> str:

@@ -178,6 +178,19 @@ class _NullCall(Call):
 NULL_CALL: Call = _NullCall()
 
 
+_perf_counter = time.perf_counter
+_get_engine: Callable[[], Any] | None = None
+
+
+def _engine_getter() -> Callable[[], Any]:
+    """``engine.get_engine``, imported on the first call (the engine imports this module)."""
+    global _get_engine
+    from .engine import get_engine
+
+    _get_engine = get_engine
+    return get_engine
+
+
 def begin_call(request: CallRequest, *, block: Callable[[Decision], BaseException] | None = None) -> Call:
     """Decide and start recording one call.
 
@@ -188,10 +201,8 @@ def begin_call(request: CallRequest, *, block: Callable[[Decision], BaseExceptio
     if _active.get():
         return NULL_CALL
     try:
-        from .engine import get_engine
-
-        engine = get_engine()
-        call, decision = engine.begin(request, time.perf_counter())
+        engine = (_get_engine or _engine_getter())()
+        call, decision = engine.begin(request, _perf_counter())
     except Exception as error:
         internal_error("begin_call", error)
         return NULL_CALL

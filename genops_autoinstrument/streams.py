@@ -57,22 +57,54 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         super().__init__(stream)
         self._self_call = call
         self._self_accumulator = accumulator
+        # Bound once: the per-chunk path is the stream's own __next__ plus the accumulator's add.
+        self._self_next = getattr(stream, "__next__", None)
+        self._self_add = accumulator.add
 
-    def __iter__(self) -> "RecordedStream":
-        return self
+    def __iter__(self) -> Any:
+        if self._self_next is None or type(self).__next__ is not RecordedStream.__next__:
+            return self  # not an iterator, or a subclass reads chunks its own way: through __next__
+        # A ``for`` loop over the bare stream iterates ``iter(stream)``; so does this one, reading
+        # each chunk on the way (a generator resume per chunk, cheaper than a __next__ call).
+        return self._chunks(iter(self.__wrapped__))
+
+    def _chunks(self, chunks: Any) -> Any:
+        add = self._self_add
+        try:
+            for chunk in chunks:
+                try:
+                    hide = add(chunk)
+                except Exception as internal:
+                    internal_error("stream chunk", internal)
+                    hide = False
+                if not hide:
+                    yield chunk
+        except GeneratorExit:  # the application stopped iterating: the stream ends on close/exit/GC
+            raise
+        except BaseException as error:
+            _end(self, error)
+            raise
+        _end(self)
 
     def __next__(self) -> Any:
-        wrapped = self.__wrapped__
+        next_chunk = self._self_next
+        if next_chunk is None:  # not an iterator: fails as the SDK object itself would
+            next_chunk = self.__wrapped__.__next__
+        add = self._self_add
         while True:
             try:
-                chunk = wrapped.__next__()
+                chunk = next_chunk()
             except StopIteration:
                 _end(self)
                 raise
             except BaseException as error:
                 _end(self, error)
                 raise
-            if not _read(self, chunk):
+            try:
+                if not add(chunk):
+                    return chunk
+            except Exception as internal:
+                internal_error("stream chunk", internal)
                 return chunk
 
     def __enter__(self) -> "RecordedStream":
@@ -105,12 +137,14 @@ class RecordedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
         super().__init__(stream)
         self._self_call = call
         self._self_accumulator = accumulator
+        self._self_add = accumulator.add
 
     def __aiter__(self) -> "RecordedAsyncStream":
         return self
 
     async def __anext__(self) -> Any:
         wrapped = self.__wrapped__
+        add = self._self_add
         while True:
             try:
                 chunk = await wrapped.__anext__()
@@ -120,7 +154,11 @@ class RecordedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
             except BaseException as error:
                 _end(self, error)
                 raise
-            if not _read(self, chunk):
+            try:
+                if not add(chunk):
+                    return chunk
+            except Exception as internal:
+                internal_error("stream chunk", internal)
                 return chunk
 
     async def __aenter__(self) -> "RecordedAsyncStream":

@@ -6,7 +6,8 @@ headers or the API key. Works on dicts and SDK objects alike, so nothing here im
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from collections.abc import Mapping
+from typing import Any, Callable, Iterable, Iterator
 
 from genops_autoinstrument import semconv
 from genops_autoinstrument.recording import CallRequest
@@ -28,11 +29,32 @@ _KNOWN_HOSTS = {
 _AZURE_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
 
 
+# type -> is it a Mapping; an isinstance check against the Mapping ABC costs more than the read.
+_IS_MAPPING: dict[type, bool] = {dict: True}
+
+
+def is_mapping(obj: Any) -> bool:
+    """``isinstance(obj, Mapping)``, cached per type."""
+    cls = type(obj)
+    mapping = _IS_MAPPING.get(cls)
+    if mapping is None:
+        mapping = isinstance(obj, Mapping)
+        if obj.__class__ is cls and len(_IS_MAPPING) < 512:  # proxies report another class: not cached
+            _IS_MAPPING[cls] = mapping
+    return mapping
+
+
 def get(obj: Any, key: str, default: Any = None) -> Any:
     """``obj[key]`` for mappings, ``obj.key`` for SDK objects; ``default`` when absent."""
     if obj is None:
         return default
-    if isinstance(obj, Mapping):
+    cls = type(obj)
+    mapping = _IS_MAPPING.get(cls)
+    if mapping is None:
+        mapping = isinstance(obj, Mapping)
+        if obj.__class__ is cls and len(_IS_MAPPING) < 512:  # proxies report another class: not cached
+            _IS_MAPPING[cls] = mapping
+    if mapping:
         return obj.get(key, default)
     return getattr(obj, key, default)
 
@@ -42,10 +64,18 @@ def given(value: Any) -> bool:
     return value is not None and type(value).__name__ not in ("Omit", "NotGiven")
 
 
+_SCALARS = (int, float, str)
+
+
 def _scalar(value: Any) -> Any:
+    if value is None:
+        return None
+    cls = type(value)
+    if cls is int or cls is float or cls is str:
+        return value
     if isinstance(value, bool) or not given(value):
         return None
-    return value if isinstance(value, (int, float, str)) else None
+    return value if isinstance(value, _SCALARS) else None
 
 
 # --- server and provider ---------------------------------------------------------------------
@@ -77,18 +107,30 @@ def provider_name(client: Any, host: str | None) -> str:
     return _KNOWN_HOSTS.get(host, host)
 
 
+# id(base_url) -> (base_url, client type, Server): a client's base_url object is immutable and is
+# replaced, not changed, when the application sets a new one; the entry keeps it alive (stable id).
+_SERVERS: dict[int, tuple[Any, type, Server]] = {}
+
+
 def server_of(resource: Any) -> Server:
     """Provider and address from ``resource._client.base_url`` (credentials are never read)."""
     client = getattr(resource, "_client", None)
     url = getattr(client, "base_url", None)
     if url is None:
         return Server(provider_name(client, None), None, None, None)
+    cached = _SERVERS.get(id(url))
+    if cached is not None and cached[0] is url and cached[1] is type(client):
+        return cached[2]
     host = getattr(url, "host", None) or None
     port = getattr(url, "port", None)
     if port is None:
         scheme = getattr(url, "scheme", "")
         port = 443 if scheme == "https" else 80 if scheme == "http" else None
-    return Server(provider_name(client, host), host, port, _without_userinfo(str(url)))
+    server = Server(provider_name(client, host), host, port, _without_userinfo(str(url)))
+    if len(_SERVERS) >= 256:
+        _SERVERS.clear()
+    _SERVERS[id(url)] = (url, type(client), server)
+    return server
 
 
 def _without_userinfo(url: str) -> str:
@@ -260,10 +302,17 @@ def _request(
     )
 
 
+# The arguments _common and _output_type read: most calls pass none of them, and skip both.
+_CHAT_PARAMETER_ARGUMENTS = frozenset({"temperature", "top_p", "frequency_penalty", "presence_penalty", "seed", "stop", "n", "response_format"})
+
+
 def chat_request(server: Server, kwargs: Mapping[str, Any], streaming: bool) -> CallRequest:
     """A chat.completions create/parse call."""
-    params = _common(kwargs)
-    params[semconv.GEN_AI_OUTPUT_TYPE] = _output_type(kwargs.get("response_format"))
+    if _CHAT_PARAMETER_ARGUMENTS.isdisjoint(kwargs):
+        params: dict[str, Any] = {}
+    else:
+        params = _common(kwargs)
+        params[semconv.GEN_AI_OUTPUT_TYPE] = _output_type(kwargs.get("response_format"))
     messages = kwargs.get("messages")
     return _request(
         server,

@@ -11,7 +11,11 @@ from typing import Any, Callable
 from genops_autoinstrument.recording import Call
 from genops_autoinstrument.usage import Usage
 
-from ._request import get
+from ._request import get, is_mapping
+
+
+def _attribute(obj: Any, key: str) -> Any:
+    return getattr(obj, key, None)
 
 
 def _int(value: Any) -> int | None:
@@ -22,6 +26,15 @@ def chat_usage(usage: Any) -> Usage | None:
     """Chat and legacy completions usage: prompt tokens include the cached ones."""
     if usage is None:
         return None
+    if not is_mapping(usage):  # the SDK's CompletionUsage: plain attribute reads
+        prompt = getattr(usage, "prompt_tokens_details", None)
+        completion = getattr(usage, "completion_tokens_details", None)
+        return Usage(
+            input_tokens=_int(getattr(usage, "prompt_tokens", None)),
+            output_tokens=_int(getattr(usage, "completion_tokens", None)),
+            cache_read_tokens=_int(get(prompt, "cached_tokens")),
+            reasoning_tokens=_int(get(completion, "reasoning_tokens")),
+        )
     return Usage(
         input_tokens=_int(get(usage, "prompt_tokens")),
         output_tokens=_int(get(usage, "completion_tokens")),
@@ -66,12 +79,13 @@ def _chat_message_parts(message: Any) -> list[dict[str, Any]]:
 
 def finish_chat(call: Call, response: Any) -> None:
     """Report a ChatCompletion (or its JSON) to the call."""
-    choices = get(response, "choices") or ()
+    read = get if response is None or is_mapping(response) else _attribute  # SDK objects: plain reads
+    choices = read(response, "choices") or ()
     call.finish(
-        response_model=_str(get(response, "model")),
-        response_id=_str(get(response, "id")),
+        response_model=_str(read(response, "model")),
+        response_id=_str(read(response, "id")),
         finish_reasons=[r for r in (get(c, "finish_reason") for c in choices) if isinstance(r, str)],
-        usage=chat_usage(get(response, "usage")),
+        usage=chat_usage(read(response, "usage")),
         output_messages=lambda: [
             {"role": "assistant", "parts": _chat_message_parts(get(c, "message")), "finish_reason": get(c, "finish_reason")} for c in choices
         ],

@@ -11,7 +11,7 @@ from typing import Any
 from genops_autoinstrument.recording import Call
 from genops_autoinstrument.streams import StreamAccumulator
 
-from ._request import get
+from ._request import get, is_mapping
 from ._response import _int, _str, chat_usage, finish_responses
 
 
@@ -67,8 +67,39 @@ class ChatStreamAccumulator(StreamAccumulator):
         self._id: str | None = None
         self._reasons: dict[int, str] = {}
         self._usage: Any = None
+        self._mapping: bool | None = None
 
     def add(self, chunk: Any) -> bool:
+        mapping = self._mapping
+        if mapping is None:  # chunks of one stream are all SDK objects (or all dicts): decide once
+            mapping = self._mapping = is_mapping(chunk)
+        if mapping:
+            return self._add_mapping(chunk)
+        if self._model is None:
+            self._model = _str(getattr(chunk, "model", None))
+        if self._id is None:
+            self._id = _str(getattr(chunk, "id", None))
+        choices = getattr(chunk, "choices", None)
+        if choices:
+            collect = self._choices
+            for choice in choices:
+                reason = getattr(choice, "finish_reason", None)
+                if collect is not None or reason is not None:
+                    index = _int(getattr(choice, "index", None)) or 0
+                    if isinstance(reason, str):
+                        self._reasons[index] = reason
+                    if collect is not None:
+                        collect.add(index, getattr(choice, "delta", None) if self._text_key == "content" else choice, self._text_key)
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            self._usage = usage
+            return self._hide and not choices
+        if self._hide:
+            _unset_usage(chunk)
+        return False
+
+    def _add_mapping(self, chunk: Any) -> bool:
+        """The same reading for chunks given as dicts (raw JSON)."""
         self._model = self._model or _str(get(chunk, "model"))
         self._id = self._id or _str(get(chunk, "id"))
         choices = get(chunk, "choices") or ()
@@ -84,8 +115,6 @@ class ChatStreamAccumulator(StreamAccumulator):
         if usage is not None:
             self._usage = usage
             return self._hide and not choices
-        if self._hide:
-            _unset_usage(chunk)
         return False
 
     def finish(self, call: Call) -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import inspect
 import logging
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from genops_autoinstrument import config
 from genops_autoinstrument.recording import Call, CallRequest, begin_call, internal_error
@@ -69,7 +70,7 @@ def stream_usage_enabled() -> bool:
         return True
 
 
-@dataclass
+@dataclass(slots=True)
 class Plan:
     """One call, prepared: its description and the keyword arguments actually sent."""
 
@@ -92,14 +93,31 @@ def _raw_mode(kwargs: Mapping[str, Any]) -> str | None:
 
 
 _READ_KEYS = ("messages", "input", "prompt")
+_NOT_ITERATORS = frozenset({list, tuple, str, bytes, dict})
 
 
 def _materialize(kwargs: dict[str, Any]) -> None:
     """A one-shot iterator of messages would be used up by GenOps reading it; pass the SDK a list."""
     for key in _READ_KEYS:
         value = kwargs.get(key)
+        if value is None or type(value) in _NOT_ITERATORS:
+            continue
         if hasattr(value, "__next__") and not isinstance(value, (str, bytes, list, tuple, Mapping)):
             kwargs[key] = list(value)
+
+
+_BLOCKS: dict[tuple[str | None, str], Callable[[Any], BaseException]] = {}
+
+
+def _block(base_url: str | None, path: str) -> Callable[[Any], BaseException]:
+    """The block-error factory for one endpoint of one server (built once, they are pure)."""
+    key = (base_url, path)
+    factory = _BLOCKS.get(key)
+    if factory is None:
+        if len(_BLOCKS) >= 256:
+            _BLOCKS.clear()
+        factory = _BLOCKS[key] = block_factory(base_url, path)
+    return factory
 
 
 def _plan(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> Plan | None:
@@ -107,7 +125,7 @@ def _plan(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> Plan | N
         _materialize(kwargs)
         streaming = endpoint.always_streams or kwargs.get("stream") is True
         server = _request.server_of(instance)
-        return Plan(endpoint, endpoint.describe(server, kwargs, streaming), block_factory(server.base_url, endpoint.path), streaming, _raw_mode(kwargs))
+        return Plan(endpoint, endpoint.describe(server, kwargs, streaming), _block(server.base_url, endpoint.path), streaming, _raw_mode(kwargs))
     except Exception as error:
         internal_error("openai request", error)
         return None
