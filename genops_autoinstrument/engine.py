@@ -210,6 +210,9 @@ class Engine:
         self._error_code = StatusCode.ERROR
         self._tracer = telemetry.tracer(tracer_provider)
         meter = telemetry.meter(meter_provider)
+        bind_meter = getattr(self.governor, "bind_meter", None)
+        if bind_meter is not None:  # the governor's own instruments (genops.ledger.failures) in the same meter
+            bind_meter(meter)
         self._cost = meter.create_counter(semconv.METRIC_COST, unit="USD", description="Cost of GenAI calls in USD")
         self._unpriced = meter.create_counter(semconv.METRIC_UNPRICED_CALLS, unit="{call}", description="GenAI calls that could not be priced")
         self._decisions = meter.create_counter(semconv.METRIC_POLICY_DECISIONS, unit="{decision}", description="GenOps policy decisions")
