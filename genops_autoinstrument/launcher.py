@@ -66,7 +66,7 @@ def prepare_environment(environ: dict[str, str] | os._Environ[str]) -> None:
     """Put the bootstrap folder first on PYTHONPATH (once)."""
     boot = str(bootstrap_dir())
     current = environ.get("PYTHONPATH", "")
-    if boot not in current.split(os.pathsep):
+    if current.split(os.pathsep)[0] != boot:  # first, even if a user's sitecustomize folder came before it
         environ["PYTHONPATH"] = boot + (os.pathsep + current if current else "")
 
 
@@ -158,6 +158,14 @@ def _see_pythonpath() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `genops-run --check | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str] | None = None) -> int:
     _see_pythonpath()
     arguments = list(sys.argv[1:] if argv is None else argv)
     if not arguments:

@@ -343,3 +343,15 @@ def test_invalid_opentelemetry_variables_stop_the_launcher(fake_site):
         assert result.returncode == 2, (variable, result.stdout, result.stderr)
         assert variable in result.stderr and value in result.stderr and accepted in result.stderr
         assert result.stdout == ""
+
+
+def test_bootstrap_goes_first_even_after_a_users_sitecustomize_folder(fake_site, tmp_path):
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "sitecustomize.py").write_text("import builtins; builtins.USER_SITECUSTOMIZE = True\n")
+    env = fake_site.env()
+    env["PYTHONPATH"] = f"{user}{os.pathsep}{env['PYTHONPATH']}"
+    app = fake_site.app("import builtins, fakesdk; print(getattr(builtins, 'USER_SITECUSTOMIZE', False), fakesdk.Client().call(1))")
+    result = fake_site.run("python", app, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True ('patched', 2)"
