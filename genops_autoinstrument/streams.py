@@ -42,14 +42,6 @@ def _end(proxy: Any, error: BaseException | None = None) -> None:
         call.finish()
 
 
-def _read(proxy: Any, chunk: Any) -> bool:
-    try:
-        return bool(proxy._self_accumulator.add(chunk))
-    except Exception as internal:
-        internal_error("stream chunk", internal)
-        return False
-
-
 class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
     """A synchronous SDK stream that reports its chunks to the engine."""
 
@@ -62,10 +54,11 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_add = accumulator.add
 
     def __iter__(self) -> Any:
-        if self._self_next is None or type(self).__next__ is not RecordedStream.__next__:
-            return self  # not an iterator, or a subclass reads chunks its own way: through __next__
+        if type(self).__next__ is not RecordedStream.__next__:
+            return self  # a subclass reads chunks its own way: through __next__
         # A ``for`` loop over the bare stream iterates ``iter(stream)``; so does this one, reading
-        # each chunk on the way (a generator resume per chunk, cheaper than a __next__ call).
+        # each chunk on the way (a generator resume per chunk, cheaper than a __next__ call). This
+        # also serves streams that are iterable without being iterators (botocore's EventStream).
         return self._chunks(iter(self.__wrapped__))
 
     def _chunks(self, chunks: Any) -> Any:
@@ -88,8 +81,8 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
 
     def __next__(self) -> Any:
         next_chunk = self._self_next
-        if next_chunk is None:  # not an iterator: fails as the SDK object itself would
-            next_chunk = self.__wrapped__.__next__
+        if next_chunk is None:  # not an iterator: next() fails as on the SDK object itself
+            raise TypeError(f"{type(self.__wrapped__).__name__!r} object is not an iterator")
         add = self._self_add
         while True:
             try:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from genops_autoinstrument import GenOpsInstrumentor, semconv
 from genops_autoinstrument.errors import Decision, native_violation
 from genops_autoinstrument.recording import CallRequest, begin_call, internal_error
+from genops_autoinstrument.streams import RecordedStream
 
 from . import _models
 from .package import _instruments, _watched_modules
@@ -152,7 +153,7 @@ def _respond(call: Any, operation: str, response: Any, capture: bool) -> None:
             call.finish()
             return
         accumulator = _responses.ConverseStreamAccumulator(capture) if operation == _CONVERSE_STREAM else _responses.InvokeStreamAccumulator(capture)
-        response[key] = _responses.EventStreamProxy(stream, call, accumulator)
+        response[key] = RecordedStream(stream, call, accumulator)
 
 
 class BedrockInstrumentor(GenOpsInstrumentor):

@@ -2,7 +2,7 @@
 
 InvokeModel's body is a one-shot ``StreamingBody``: it is read here and replaced by an equivalent
 unread body over the same bytes. The two streaming operations return a botocore ``EventStream``,
-which is replaced by a proxy that reads every event on its way to the application.
+which is wrapped in the core's ``RecordedStream``: it reads every event on its way to the application.
 """
 
 from __future__ import annotations
@@ -11,33 +11,9 @@ import io
 from typing import Any, Callable
 
 from genops_autoinstrument.recording import Call, internal_error
-from genops_autoinstrument.streams import RecordedStream, StreamAccumulator, _end, _read
+from genops_autoinstrument.streams import StreamAccumulator
 
 from ._models import BodyFacts, Tally, parse_json
-
-
-class EventStreamProxy(RecordedStream):
-    """A RecordedStream for botocore's EventStream, which is iterable but not an iterator."""
-
-    def __init__(self, stream: Any, call: Call, accumulator: StreamAccumulator) -> None:
-        super().__init__(stream, call, accumulator)
-        self._self_events: Any = None
-
-    def __next__(self) -> Any:
-        events = self._self_events
-        if events is None:
-            events = self._self_events = iter(self.__wrapped__)
-        while True:
-            try:
-                event = next(events)
-            except StopIteration:
-                _end(self)
-                raise
-            except BaseException as error:
-                _end(self, error)
-                raise
-            if not _read(self, event):
-                return event
 
 
 # --- Converse --------------------------------------------------------------------------------
