@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from typing import Any, Callable
+from typing import Any
 
 from .discovery import PLUGIN_GROUP, PluginInfo, unsatisfied
 
@@ -95,19 +95,8 @@ def activate(info: PluginInfo, module: Any) -> None:
         _warn_once(f"failed:{info.value}", "plugin %s failed while patching %s and is skipped: %r", label, module.__name__, error)
 
 
-def hook_for(info: PluginInfo) -> Callable[[Any], None]:
-    """The finder hook for one plugin."""
-
-    def hook(module: Any) -> None:
-        activate(info, module)
-
-    hook.genops_plugin = info  # type: ignore[attr-defined]
-    return hook
-
-
 def report_hook_error(hook: Any, name: str, error: BaseException) -> None:
-    info = getattr(hook, "genops_plugin", None)
-    _warn_once(f"hook:{name}:{getattr(info, 'value', id(hook))}", "a plugin hook for %s failed: %r", name, error)
+    _warn_once(f"hook:{name}:{id(hook)}", "a plugin hook for %s failed: %r", name, error)
 
 
 def instances() -> dict[str, Any]:

@@ -72,7 +72,6 @@ def _hook(record: tuple) -> "object":
         configure_logging(os.environ.get("GENOPS_LOG_LEVEL", "").strip() or "warning")
         activate(PluginInfo.from_tuple(record), module)
 
-    hook.genops_plugin = record  # type: ignore[attr-defined]
     return hook
 
 

@@ -3,15 +3,13 @@
 uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal it caught, so
 ``atexit`` never runs in its workers and buffered spans, metrics and the summary would be lost.
 GenOps flushes (bounded by ``GENOPS_EXIT_FLUSH_SECONDS``) right after uvicorn's own shutdown.
-These hooks are registered with the finder like plugins, and cost nothing until uvicorn is imported.
+The bootstrap registers these hooks with the finder (its ``_SERVER_HOOKS``), like plugins; they
+cost nothing until uvicorn is imported.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-WATCHED = {"uvicorn.server": "hook_uvicorn"}
-
 
 def flush_before_signal_exit() -> None:
     """What atexit would have done: flush telemetry and print the summary."""
