@@ -146,3 +146,46 @@ def write_result(name: str, text: str) -> Path:
 def progress(message: str) -> None:
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
+
+
+def overhead_arguments(
+    argv: Sequence[str] | None,
+    description: str,
+    *,
+    rounds: int,
+    calls: int,
+    streams: int,
+    quick: tuple[int, int, int],
+    unit: str,
+    results: str,
+) -> Any:
+    """The command line the overhead benchmarks share; applies ``--quick`` and ``--wall-clock``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--calls", type=int, default=calls, help=f"non-streaming calls per {unit} per round")
+    parser.add_argument("--streams", type=int, default=streams, help=f"streams per {unit} per round")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--max-seconds", type=float, default=100.0, help="stop adding rounds after this long (at least 5 rounds)")
+    parser.add_argument("--note", help="a line to append to the report (how this run was set up)")
+    parser.add_argument("--wall-clock", action="store_true", help="measure wall time instead of the thread's CPU time (idle machines)")
+    parser.add_argument("--quick", action="store_true", help="a few rounds: check that it runs, not numbers to publish")
+    parser.add_argument("--no-write", action="store_true", help=f"print only; do not write benchmarks/results/{results}")
+    args = parser.parse_args(argv)
+    args.results = results
+    if args.quick:
+        args.rounds, args.calls, args.streams = quick
+    if args.wall_clock:
+        use_wall_clock()
+    return args
+
+
+def publish(text: str, args: Any) -> None:
+    """Print the report (with ``--note``) and write it under results/ unless ``--quick``/``--no-write``."""
+    if args.note:
+        text += f"\nNote: {args.note}\n"
+    print(text)
+    if not args.quick and not args.no_write:
+        path = write_result(args.results, text)
+        progress(f"written to {path}")

@@ -22,7 +22,6 @@ phase, giving µs per chunk (event).
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import gc
@@ -39,7 +38,7 @@ from typing import Any, Callable, Iterator
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
-from _common import Series, environment, markdown_table, noop_telemetry, progress, timed, write_result  # noqa: E402
+from _common import Series, environment, markdown_table, noop_telemetry, progress, timed  # noqa: E402
 
 CHUNKS = 50  # items the application receives from one stream
 SYSTEM = "You are a concise assistant."
@@ -592,29 +591,11 @@ def report(result: dict[str, Any], calls: int, streams: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=150)
-    parser.add_argument("--calls", type=int, default=30, help="non-streaming calls per provider per variant per round")
-    parser.add_argument("--streams", type=int, default=6, help="streams per provider per variant per round")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--max-seconds", type=float, default=100.0, help="stop adding rounds after this long (at least 5 rounds)")
-    parser.add_argument("--note", help="a line to append to the report (how this run was set up)")
-    parser.add_argument("--wall-clock", action="store_true", help="measure wall time instead of the thread's CPU time (idle machines)")
-    parser.add_argument("--quick", action="store_true", help="a few rounds: check that it runs, not numbers to publish")
-    parser.add_argument("--no-write", action="store_true", help="print only; do not write benchmarks/results/provider_overhead.md")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.rounds, args.calls, args.streams = 3, 4, 1
-    if args.wall_clock:
-        _common.use_wall_clock()
+    args = _common.overhead_arguments(
+        argv, __doc__.split("\n\n")[0], rounds=150, calls=30, streams=6, quick=(3, 4, 1), unit="provider per variant", results="provider_overhead.md"
+    )
     result = run(args.rounds, args.calls, args.streams, args.seed, args.max_seconds)
-    text = report(result, args.calls, args.streams)
-    if args.note:
-        text += f"\nNote: {args.note}\n"
-    print(text)
-    if not args.quick and not args.no_write:
-        path = write_result("provider_overhead.md", text)
-        progress(f"written to {path}")
+    _common.publish(report(result, args.calls, args.streams), args)
     return 0
 
 
