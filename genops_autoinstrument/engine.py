@@ -205,7 +205,6 @@ class Engine:
         self._baggage = baggage
         self._baggage_key = getattr(baggage, "_BAGGAGE_KEY", None)  # the context key baggage lives under
         self._kind = SpanKind.CLIENT
-        self._error_status = Status(StatusCode.ERROR)
         self._status_cls = Status
         self._error_code = StatusCode.ERROR
         self._tracer = telemetry.tracer(tracer_provider)
@@ -263,8 +262,11 @@ class Engine:
                 merged[key] = value
         return merged
 
-    def _dimensions(self, call: Call, model: str | None) -> dict[str, Any]:
-        return dict(self._cached_dimensions(_shape(call._request), call._attribution, model)[0])
+    def _attribution_dimensions(self, attribution: Mapping[str, str]) -> Mapping[str, str]:
+        """Attribution as metric dimensions: without the customer when GENOPS_METRICS_CUSTOMER_DIMENSION=false."""
+        if self._customer_dimension or semconv.GENOPS_CUSTOMER_ID not in attribution:
+            return attribution
+        return {key: value for key, value in attribution.items() if key != semconv.GENOPS_CUSTOMER_ID}
 
     def _cached_dimensions(self, shape: tuple[str, str, str | None, str | None], attribution: Mapping[str, str], model: str | None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         """(dimensions, with token type input, with token type output), built once per distinct
@@ -284,10 +286,7 @@ class Engine:
             dims[semconv.GEN_AI_REQUEST_MODEL] = request_model
         if server_address:
             dims[semconv.SERVER_ADDRESS] = server_address
-        for key_, value in attribution.items():
-            if key_ == semconv.GENOPS_CUSTOMER_ID and not self._customer_dimension:
-                continue
-            dims[key_] = value
+        dims.update(self._attribution_dimensions(attribution))
         cached = (
             dims,
             {**dims, semconv.GEN_AI_TOKEN_TYPE: semconv.TOKEN_TYPE_INPUT},
@@ -349,10 +348,7 @@ class Engine:
             dims[semconv.GENOPS_POLICY_NAME] = decision.policy_name
         if decision.reason_code:
             dims[semconv.GENOPS_POLICY_REASON_CODE] = decision.reason_code
-        for key, value in attribution.items():
-            if key == semconv.GENOPS_CUSTOMER_ID and not self._customer_dimension:
-                continue
-            dims[key] = value
+        dims.update(self._attribution_dimensions(attribution))
         self._decisions.add(1, dims, context)
 
     def _end_blocked(self, call: Call, decision: Decision) -> None:
