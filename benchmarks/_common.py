@@ -20,12 +20,13 @@ from typing import Any, Callable, Sequence
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def noop_telemetry() -> tuple[Any, Any]:
+def noop_telemetry(genops: bool = False) -> tuple[Any, Any]:
     """(TracerProvider, MeterProvider) set up as in production, with exporters that drop everything.
 
     Spans go through a ``BatchSpanProcessor`` (the default of ``genops-run``) and metrics through a
     ``PeriodicExportingMetricReader``, so the cost measured is the real recording path, not an
-    exporter's network I/O.
+    exporter's network I/O. ``genops=True``: the tracer provider as ``genops-run`` sets it up, with
+    GenOps' span-queue flusher first (so GenOps completes its spans off the application's thread).
     """
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, PeriodicExportingMetricReader
@@ -47,6 +48,13 @@ def noop_telemetry() -> tuple[Any, Any]:
             return None
 
     tracer_provider = TracerProvider()
+    if genops:
+        try:
+            from genops_autoinstrument.deferred import add_span_queue_flusher
+        except ImportError:  # a GenOps version that ends its spans on the application thread
+            pass
+        else:
+            add_span_queue_flusher(tracer_provider)
     tracer_provider.add_span_processor(BatchSpanProcessor(NoopSpanExporter()))
     reader = PeriodicExportingMetricReader(NoopMetricExporter(), export_interval_millis=60_000)
     meter_provider = MeterProvider(metric_readers=[reader])

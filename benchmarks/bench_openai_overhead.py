@@ -5,8 +5,11 @@ Three variants run in one process, in interleaved rounds whose order is shuffled
 * ``bare``: the openai SDK, nothing instrumented;
 * ``genops``: GenOps' OpenAI plugin, engine with a BatchSpanProcessor and a periodic metric reader
   whose exporters drop everything (the production path minus network I/O), attribution set;
-* ``genops-inline``: the same, with the metrics recorded on the application's thread
-  (``Engine(defer_metrics=False)``), to show what deferring them to GenOps' metric thread buys;
+* ``genops-inline``: the same with nothing deferred (``Engine(defer=False)``): span completion and
+  metrics on the application's thread, to show what GenOps' deferred thread buys;
+* ``span-only``: no GenAI logic at all, just an OpenTelemetry span around ``create`` (kind CLIENT,
+  the five sampling-relevant attributes, current during the call, ended when ``create`` returns):
+  the least any instrumentation that records a span during the call costs the application thread;
 * ``otel``: ``opentelemetry-instrumentation-openai-v2`` with the same telemetry setup.
 
 Each variant is instrumented at the start of its turn and uninstrumented at the end. The SDK
@@ -144,7 +147,7 @@ class Variant:
 class GenOps(Variant):
     name = "genops"
     label = "GenOps"
-    defer_metrics = True
+    defer = True
 
     def __init__(self) -> None:
         try:
@@ -161,13 +164,13 @@ class GenOps(Variant):
         except Exception as error:
             self.available, self.reason = False, f"{type(error).__name__}: {error}"
             return
-        tracer_provider, meter_provider = noop_telemetry()
+        tracer_provider, meter_provider = noop_telemetry(genops=True)
         self.settings = config.load({"GENOPS_TEAM": "search", "GENOPS_PROJECT": "overhead-bench", "GENOPS_ENVIRONMENT": "bench"})
         try:
-            self.engine = Engine(self.settings, tracer_provider=tracer_provider, meter_provider=meter_provider, defer_metrics=self.defer_metrics)
-        except TypeError:  # an engine without deferred metrics: measured as it is
-            if not self.defer_metrics:
-                self.available, self.reason = False, "this GenOps version records metrics on the application thread only"
+            self.engine = Engine(self.settings, tracer_provider=tracer_provider, meter_provider=meter_provider, defer=self.defer)
+        except TypeError:  # an older engine: measured as it is
+            if not self.defer:
+                self.available, self.reason = False, "this GenOps version cannot turn deferral off"
                 return
             self.engine = Engine(self.settings, tracer_provider=tracer_provider, meter_provider=meter_provider)
         self._config, self._set_engine = config, set_engine
@@ -183,15 +186,48 @@ class GenOps(Variant):
         self._set_engine(None)
 
     def settle(self) -> None:
-        flush = getattr(self.engine, "flush_metrics", None)
+        flush = getattr(self.engine, "flush", None) or getattr(self.engine, "flush_metrics", None)
         if flush is not None:
             flush()
 
 
 class GenOpsInline(GenOps):
     name = "genops-inline"
-    label = "GenOps, inline metrics"
-    defer_metrics = False
+    label = "GenOps, nothing deferred"
+    defer = False
+
+
+class SpanOnly(Variant):
+    name = "span-only"
+    label = "span only"
+    ATTRIBUTES = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": MODEL,
+        "server.address": "api.openai.com",
+        "server.port": 443,
+    }
+
+    def __init__(self) -> None:
+        import wrapt
+        from openai.resources.chat.completions import Completions
+        from opentelemetry.trace import SpanKind
+
+        tracer_provider, _ = noop_telemetry()
+        tracer = tracer_provider.get_tracer("span-only")
+        attributes = self.ATTRIBUTES
+
+        def around(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+            with tracer.start_as_current_span("chat " + MODEL, kind=SpanKind.CLIENT, attributes=attributes):
+                return wrapped(*args, **kwargs)
+
+        self._owner, self._original, self._wrapper = Completions, Completions.__dict__["create"], wrapt.FunctionWrapper(Completions.__dict__["create"], around)
+
+    def on(self) -> None:
+        self._owner.create = self._wrapper
+
+    def off(self) -> None:
+        self._owner.create = self._original
 
 
 class OTel(Variant):
@@ -307,7 +343,7 @@ def check_instrumented(variant: Variant, client: Any, stream_client: Any) -> Non
 
 def run(rounds: int, calls: int, streams: int, seed: int, max_seconds: float) -> dict[str, Any]:
     client, stream_client, transport = make_clients()
-    variants: list[Variant] = [Variant(), GenOps(), GenOpsInline(), OTel()]
+    variants: list[Variant] = [Variant(), GenOps(), GenOpsInline(), SpanOnly(), OTel()]
     for variant in variants:
         if not variant.available:
             progress(f"{variant.label}: not measured ({variant.reason})")
@@ -389,7 +425,7 @@ def report(result: dict[str, Any], rounds: int, calls: int, streams: int) -> str
         row += [f"{data.median(variant.name) / data.median('bare'):.3f}" for variant in others]
         rows.append(row)
     lines = [
-        "# OpenAI SDK overhead: bare vs GenOps vs OpenTelemetry openai-v2",
+        "# OpenAI SDK overhead: bare vs GenOps vs a bare span vs OpenTelemetry openai-v2",
         "",
         markdown_table(header, rows),
         "",
@@ -408,16 +444,26 @@ def report(result: dict[str, Any], rounds: int, calls: int, streams: int) -> str
         process_call = series["call_process"].paired_delta("genops", "bare")
         process_stream = series["stream_process"].paired_delta("genops", "bare")
         lines.append(
-            f"- Whole-process CPU (application thread + GenOps' metric thread + span export thread): GenOps adds {process_call:.1f} µs per "
-            f"non-streaming call and {process_stream:.1f} µs per {CHUNKS}-chunk streaming call. GenOps records its metrics on a "
-            "background thread, so the application thread's number above does not include them; this one does."
+            f"- Whole-process CPU (application thread + GenOps' deferred thread + span export thread): GenOps adds {process_call:.1f} µs per "
+            f"non-streaming call and {process_stream:.1f} µs per {CHUNKS}-chunk streaming call. GenOps completes its spans (pricing, "
+            "response attributes, end) and records its metrics on a background thread, so the application thread's number above does "
+            "not include that work; this one does."
         )
         if "genops-inline" in names:
             inline_call = series["call"].paired_delta("genops-inline", "bare")
             inline_process = series["call_process"].paired_delta("genops-inline", "bare")
             lines.append(
-                f"- With the metrics recorded on the application thread instead (`Engine(defer_metrics=False)`): {inline_call:.1f} µs "
-                f"per call on the application thread, {inline_process:.1f} µs of process CPU."
+                f"- With nothing deferred (`Engine(defer=False)`: span completion and metrics on the application thread): "
+                f"{inline_call:.1f} µs per call on the application thread, {inline_process:.1f} µs of process CPU."
+            )
+        if "span-only" in names:
+            span_call = series["call"].paired_delta("span-only", "bare")
+            lines.append(
+                f"- **Floor:** a bare OpenTelemetry span around `create` (5 attributes, current during the call, ended when it "
+                f"returns; no GenAI logic, no metrics) adds {span_call:.1f} µs per call on the application thread in the same loop. "
+                "The SDK's span code runs cold there (the provider SDK's ~1 ms of Python between two calls evicts it from the CPU "
+                "caches), so it costs several times what a tight loop of spans suggests (next line). No instrumentation that makes "
+                "its span current during the call can add less than this floor on this machine."
             )
         if "otel" in names:
             otel_call = series["call"].paired_delta("otel", "bare")
@@ -428,10 +474,9 @@ def report(result: dict[str, Any], rounds: int, calls: int, streams: int) -> str
                 "per chunk, measured the same way."
             )
     lines.append(
-        f"- For scale: the OpenTelemetry SDK alone takes {result['floor'].median('sdk'):.1f} µs on this machine to record one span "
-        "with ~24 attributes plus the three histogram records and one counter add GenOps makes per call (no instrumentation around "
-        f"it); the span part alone (start with 10 attributes, 14 more at the end, end) takes {result['floor'].median('span'):.1f} µs. "
-        "GenOps records the span on the application thread (it is the current span during the SDK call and ends when the call does)."
+        f"- For scale, in a tight loop (caches warm, no SDK call around it): the OpenTelemetry SDK alone takes {result['floor'].median('sdk'):.1f} µs "
+        "to record one span with ~24 attributes plus the three histogram records and one counter add GenOps makes per call; the span "
+        f"part alone (start with 10 attributes, 14 more at the end, end) takes {result['floor'].median('span'):.1f} µs."
     )
     noise = ", ".join(
         f"{variant.label} {series['call'].spread(variant.name):.1f} µs/call, {series['chunk'].spread(variant.name):.2f} µs/chunk" for variant in variants
@@ -440,7 +485,7 @@ def report(result: dict[str, Any], rounds: int, calls: int, streams: int) -> str
         f"- Noise (interquartile range over rounds of the per-round means): {noise}.",
         "",
         f"Clock: {'wall time (`time.perf_counter`)' if _common.clock is time.perf_counter else 'CPU time of the application thread (`time.thread_time`), so time spent waiting for a core on a busy machine is not counted; work the instrumentations defer to background threads (span export, GenOps metrics) is not counted either'}; "
-        "the *process CPU* rows count every thread (`time.process_time`), with GenOps' queued metrics recorded before the clock stops. "
+        "the *process CPU* rows count every thread (`time.process_time`), with GenOps' queued work done before the clock stops. "
         "Setup: real `openai` SDK on an in-process "
         f"`{result['transport']}` returning pre-encoded responses; {rounds} interleaved rounds (order shuffled each round, "
         f"one warm-up round discarded) of {calls} non-streaming calls and {streams} streams of {CHUNKS} chunks "

@@ -6,16 +6,14 @@ the metrics, the cost and the budget reconciliation, and asks the governor for a
 
 from __future__ import annotations
 
-import atexit
-import collections
 import json
 import os
-import queue
 import threading
 import time
 from typing import Any, Callable, Mapping, Sequence
 
 from . import config, semconv
+from .deferred import FLUSH_SECONDS, completes_queued_spans, deferred_queue, flush_before_collection, run_job
 from .errors import Decision
 from .governance import Governor, Ticket, build_governor
 from .pricing import price_call
@@ -25,162 +23,20 @@ from .usage import Usage
 _BAGGAGE_KEYS = frozenset(semconv.ATTRIBUTION_KEYS)
 _NO_TICKET = Ticket()  # what an inactive governor would return; read-only, shared by every call
 _perf_counter = time.perf_counter
+_time_ns = time.time_ns
 _DIMENSION_CACHE_SIZE = 512
-FLUSH_SECONDS = 5.0  # longest a metric collection (or exit) waits for the deferred metrics
-
-
-class MetricQueue:
-    """Runs metric recordings on one daemon thread, in order, off the application's thread.
-
-    The OpenTelemetry SDK spends ~10-15 µs per histogram record or counter add (attribute cleaning,
-    hashing, aggregation); a call makes four. The application thread only appends the call's facts
-    to a deque; the worker records them with the context captured at the call (so exemplars are
-    unchanged), in batches: woken by the first record of a batch, it waits up to ``BATCH_SECONDS``
-    (less when ``BATCH_SIZE`` records are queued) before recording them all. Each time the worker
-    runs costs the application thread some CPU (the interpreter lock changes hands, and shared
-    objects' cache lines move between cores), so it runs rarely, and the SDK's recording code then
-    runs in a tight loop, cheaper than interleaved with the application's own work. :meth:`flush` records everything queued so far
-    on the calling thread; it runs before each collection of an engine's meter (periodic export,
-    ``force_flush``, shutdown, pull and in-memory readers) and at exit, before the telemetry
-    shutdown registered earlier. Nothing is dropped. A fork waits for the batch in progress (no SDK
-    lock is inherited held); the child starts with an empty queue and its own worker.
-
-    :meth:`submit` takes no lock (a deque append, and a ``SimpleQueue.put`` to wake an idle worker),
-    so it is safe from ``__del__`` and garbage collection, where streams may end.
-    """
-
-    BATCH_SECONDS = 1.0  # longest a record waits in the queue (collections and exit flush it anyway)
-    BATCH_SIZE = 1024  # a batch this large wakes the worker early
-
-    def __init__(self) -> None:
-        self._reset()
-        self._exit_registered_pid: int | None = None
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(before=self._before_fork, after_in_parent=self._after_fork_in_parent, after_in_child=self._reset)
-
-    def _reset(self) -> None:
-        self._items: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = collections.deque()
-        self._busy = threading.RLock()  # held while queued records are popped and recorded
-        self._signal: queue.SimpleQueue[None] = queue.SimpleQueue()  # wakes the idle worker
-        self._idle = False  # the worker waits on _signal (or is about to)
-        self._start_lock = threading.RLock()
-        self._starting = False
-        self._thread: threading.Thread | None = None
-        self._inline = False  # no worker could be started: record on the caller's thread
-
-    def submit(self, record: Callable[..., None], *args: Any) -> None:
-        """Queue ``record(*args)``; cheap, never blocks on the worker, never raises."""
-        items = self._items
-        items.append((record, args))
-        if self._idle or len(items) == self.BATCH_SIZE:
-            self._signal.put(None)
-        elif self._thread is None:
-            self._start()
-
-    def _start(self) -> None:
-        with self._start_lock:
-            if self._inline:
-                self.flush()
-                return
-            if self._thread is not None or self._starting:
-                return
-            self._starting = True
-            try:
-                thread = threading.Thread(target=self._work, name="genops-metrics", daemon=True)
-                thread.start()
-            except Exception as error:  # no threads (interpreter shutting down, sandbox): record inline
-                from .recording import internal_error
-
-                internal_error("metric worker", error)
-                self._inline = True
-                self.flush()
-                return
-            finally:
-                self._starting = False
-            self._thread = thread
-            if self._exit_registered_pid != os.getpid():
-                self._exit_registered_pid = os.getpid()
-                atexit.register(self.flush)  # runs before the telemetry shutdown registered earlier
-
-    def _work(self) -> None:
-        items, signal, busy = self._items, self._signal, self._busy
-        while True:
-            self._idle = True
-            if not items:  # a submit after this check sees _idle and signals
-                signal.get()
-            self._idle = False
-            while True:  # signals sent while it was waking up
-                try:
-                    signal.get_nowait()
-                except queue.Empty:
-                    break
-            try:
-                try:
-                    signal.get(timeout=self.BATCH_SECONDS)  # let a batch gather; a full one signals
-                except queue.Empty:
-                    pass
-                with busy:
-                    _record_all(items)
-            except Exception as error:  # pragma: no cover - keep recording; flushes still drain
-                from .recording import internal_error
-
-                internal_error("metric worker", error)
-
-    def flush(self, timeout: float = FLUSH_SECONDS) -> bool:
-        """Record everything queued so far, on the calling thread; False if the worker's batch in
-        progress did not end within ``timeout``."""
-        if not self._busy.acquire(timeout=timeout):
-            return False
-        try:
-            _record_all(self._items)
-        finally:
-            self._busy.release()
-        return True
-
-    def _before_fork(self) -> None:
-        self._busy.acquire()
-
-    def _after_fork_in_parent(self) -> None:
-        self._busy.release()
-
-
-def _record_all(items: "collections.deque[tuple[Callable[..., None], tuple[Any, ...]]]") -> None:
-    pop = items.popleft
-    while True:
-        try:
-            record, args = pop()
-        except IndexError:
-            return
-        _run_record(record, args)
-
-
-def _run_record(record: Callable[..., None], args: Any) -> None:
-    try:
-        record(*args)
-    except Exception as error:
-        from .recording import internal_error
-
-        internal_error("metric record", error)
-
-
-metric_queue = MetricQueue()
-
-
-def _flush_before_collection(options: Any) -> Any:
-    """Observable-instrument callback: the SDK calls it at the start of every metric collection
-    (periodic export, force_flush, shutdown, a pull reader, an in-memory reader), so queued records
-    reach that collection. It observes nothing, so the instrument exports no data."""
-    timeout = getattr(options, "timeout_millis", None)
-    metric_queue.flush(min(FLUSH_SECONDS, timeout / 1000) if timeout and timeout > 0 else FLUSH_SECONDS)
-    return ()
 
 
 class Engine:
     """Records calls into OpenTelemetry; built lazily from the process settings.
 
-    The span is recorded on the application's thread (it must be current during the SDK call and
-    ended when the call is). The metrics are queued to :data:`metric_queue` unless
-    ``defer_metrics=False``, and recorded with the same values, dimensions and context.
+    The span starts on the application's thread (it must be current during the SDK call). Unless
+    ``defer=False``, the rest goes to :data:`~genops_autoinstrument.deferred.deferred_queue`: the
+    metrics always, and the span's completion (pricing, response attributes, the end, with the
+    call's end time) when no budget or rule is in force (a reconciliation must be done before the
+    next decision) and the tracer provider completes queued spans before exporting (see
+    :func:`~genops_autoinstrument.deferred.add_span_queue_flusher`). Values, dimensions, context
+    and timestamps are the same either way.
     """
 
     def __init__(
@@ -190,7 +46,7 @@ class Engine:
         *,
         tracer_provider: Any = None,
         meter_provider: Any = None,
-        defer_metrics: bool = True,
+        defer: bool = True,
     ) -> None:
         from opentelemetry import baggage, context, trace
         from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -207,6 +63,7 @@ class Engine:
         self._kind = SpanKind.CLIENT
         self._status_cls = Status
         self._error_code = StatusCode.ERROR
+        tracer_provider = tracer_provider if tracer_provider is not None else telemetry.tracer_provider()
         self._tracer = telemetry.tracer(tracer_provider)
         meter = telemetry.meter(meter_provider)
         bind_meter = getattr(self.governor, "bind_meter", None)
@@ -230,13 +87,16 @@ class Engine:
         self._env_attribution = dict(self.settings.attribution)
         self._customer_dimension = self.settings.metrics_customer_dimension
         self._capture_content = self.settings.capture_content
+        self._pricing_file = self.settings.pricing_file
         self._dimension_cache: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
-        self._submit: Callable[..., None] = _record_now
-        if defer_metrics:
+        self._submit: Callable[..., None] = _run_now
+        self._defer_completion = False  # True: span completion goes to the deferred queue too
+        if defer:
             try:
                 # Flushes the queue at the start of every collection of this meter's readers.
-                meter.create_observable_gauge(_FLUSH_INSTRUMENT, callbacks=[_flush_before_collection], description="GenOps internal: observes nothing")
-                self._submit = metric_queue.submit
+                meter.create_observable_gauge(_FLUSH_INSTRUMENT, callbacks=[flush_before_collection], description="GenOps internal: observes nothing")
+                self._submit = deferred_queue.submit
+                self._defer_completion = completes_queued_spans(tracer_provider)
             except Exception as error:  # a meter without observable instruments: record inline
                 from .recording import internal_error
 
@@ -364,9 +224,9 @@ class Engine:
     def detach(self, token: Any) -> None:
         self._context.detach(token)
 
-    def flush_metrics(self, timeout: float = FLUSH_SECONDS) -> bool:
-        """Wait until the metrics of every call finished so far are recorded."""
-        return metric_queue.flush(timeout)
+    def flush(self, timeout: float = FLUSH_SECONDS) -> bool:
+        """Wait until every call finished so far has its span ended and its metrics recorded."""
+        return deferred_queue.flush(timeout)
 
     def finish(
         self,
@@ -378,10 +238,39 @@ class Engine:
         output_messages: Any,
         extra: Mapping[str, Any] | None,
     ) -> None:
+        end_time = _time_ns()
         duration = _perf_counter() - call._start
+        content = None
+        if self._capture_content and output_messages is not None:
+            content = _content(output_messages)  # now: the application may change the response later
         request = call._request
-        span = call._span
-        model = response_model or request.request_model
+        facts = (_shape(request), request.api_base_url, call._attribution, response_model, response_id, finish_reasons, usage, content, extra, duration, end_time, self._get_context())
+        if self._defer_completion and not self.governor.active:
+            self._submit(self._complete, call._span, None, *facts)
+        else:
+            self._complete(call._span, call, *facts)
+
+    def _complete(
+        self,
+        span: Any,
+        governed_call: Call | None,
+        shape: tuple[str, str, str | None, str | None],
+        api_base_url: str | None,
+        attribution: Mapping[str, str],
+        response_model: str | None,
+        response_id: str | None,
+        finish_reasons: Sequence[str] | None,
+        usage: Usage | None,
+        content: str | None,
+        extra: Mapping[str, Any] | None,
+        duration: float,
+        end_time: int,
+        context: Any,
+    ) -> None:
+        """Price the call, set the response attributes, reconcile ``governed_call``'s budget, end
+        the span at ``end_time`` and queue the metrics (on the application's thread or deferred)."""
+        _, provider, request_model, _ = shape
+        model = response_model or request_model
         attributes: dict[str, Any] = {}
         if response_model:
             attributes[semconv.GEN_AI_RESPONSE_MODEL] = response_model
@@ -403,7 +292,7 @@ class Engine:
                 attributes[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens
             if usage.reasoning_tokens is not None:
                 attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
-        price = price_call(request.provider, model, usage, request.api_base_url)
+        price = price_call(provider, model, usage, api_base_url, pricing_file=self._pricing_file, at_ns=end_time)
         total = price.total
         if total is not None:
             attributes[semconv.GENOPS_COST_TOTAL] = total
@@ -414,22 +303,20 @@ class Engine:
         else:
             attributes[semconv.GENOPS_COST_STATUS] = semconv.COST_STATUS_UNPRICED
             attributes[semconv.GENOPS_COST_UNPRICED_REASON] = price.unpriced_reason or semconv.UNPRICED_UNKNOWN_MODEL
-        attributes[semconv.GENOPS_COST_PROVIDER] = request.provider
+        attributes[semconv.GENOPS_COST_PROVIDER] = provider
         if model:
             attributes[semconv.GENOPS_COST_MODEL] = model
-        if self._capture_content and output_messages is not None:
-            content = _content(output_messages)
-            if content is not None:
-                attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = content
+        if content is not None:
+            attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = content
         if extra:
             attributes.update(extra)
-        self._submit(self._record_finished, _shape(request), call._attribution, response_model, input_tokens, output_tokens, total, duration, self._get_context())
+        self._submit(self._record_finished, shape, attribution, response_model, input_tokens, output_tokens, total, duration, context)
         span.set_attributes(attributes)
-        if self.governor.active:
-            self._settle(call, total, ran=True)
-        span.end()
+        if governed_call is not None and self.governor.active:
+            self._settle(governed_call, total, ran=True)
+        span.end(end_time=end_time)
         if self._summary is not None:
-            self._summary.add(request.provider, model, call._attribution, usage, total)
+            self._summary.add(provider, model, attribution, usage, total)
 
     def _record_finished(
         self,
@@ -454,17 +341,39 @@ class Engine:
         self._duration.record(duration, dims, context)
 
     def fail(self, call: Call, error: BaseException) -> None:
+        end_time = _time_ns()
         duration = _perf_counter() - call._start
-        span = call._span
+        request = call._request
+        facts = (_shape(request), call._attribution, error, duration, end_time, self._get_context())
+        if self._defer_completion and not self.governor.active:
+            self._submit(self._complete_failed, call._span, None, *facts)  # in order with the finished calls
+        else:
+            self._complete_failed(call._span, call, *facts)
+
+    def _complete_failed(
+        self,
+        span: Any,
+        governed_call: Call | None,
+        shape: tuple[str, str, str | None, str | None],
+        attribution: Mapping[str, str],
+        error: BaseException,
+        duration: float,
+        end_time: int,
+        context: Any,
+    ) -> None:
+        """Mark the span failed (error.type, ERROR status, the exception event), release
+        ``governed_call``'s reservation, end the span at ``end_time`` and queue the metric."""
         error_type = _error_type(error)
         span.set_attribute(semconv.ERROR_TYPE, error_type)
         span.set_status(self._status_cls(self._error_code, str(error)[:256]))
-        span.record_exception(error) if isinstance(error, Exception) else None
-        self._submit(self._record_failed, _shape(call._request), call._attribution, error_type, duration, self._get_context())
-        self._settle(call, None, ran=False)
-        span.end()
+        if isinstance(error, Exception):
+            span.record_exception(error, timestamp=end_time)
+        self._submit(self._record_failed, shape, attribution, error_type, duration, context)
+        if governed_call is not None:
+            self._settle(governed_call, None, ran=False)
+        span.end(end_time=end_time)
         if self._summary is not None:
-            self._summary.add(call._request.provider, call._request.request_model, call._attribution, None, None, failed=True)
+            self._summary.add(shape[1], shape[2], attribution, None, None, failed=True)
 
     def _record_failed(self, shape: tuple[str, str, str | None, str | None], attribution: Mapping[str, str], error_type: str, duration: float, context: Any) -> None:
         dims = {**self._cached_dimensions(shape, attribution, None)[0], semconv.ERROR_TYPE: error_type}
@@ -492,9 +401,9 @@ def _shape(request: CallRequest) -> tuple[str, str, str | None, str | None]:
     return (request.operation, request.provider, request.request_model, request.server_address)
 
 
-def _record_now(record: Callable[..., None], *args: Any) -> None:
-    """The engine's ``_submit`` when metrics are not deferred: record on the calling thread."""
-    _run_record(record, args)
+def _run_now(job: Callable[..., None], *args: Any) -> None:
+    """The engine's ``_submit`` when nothing is deferred: run on the calling thread."""
+    run_job(job, args)
 
 
 def _error_type(error: BaseException) -> str:

@@ -155,8 +155,7 @@ class _ConditionalRate:
     def __init__(self, choices: list[tuple[Any, _Rate]]) -> None:
         self.choices = choices  # (constraint or None, rate), in genai-prices' order
 
-    def now(self) -> _Rate | None:
-        moment = datetime.now(tz=timezone.utc)
+    def at(self, moment: datetime) -> _Rate | None:
         for constraint, rate in reversed(self.choices):
             if constraint is None or constraint.active(moment):
                 return rate
@@ -308,9 +307,13 @@ _pricer: _Pricer | None = None
 _pricer_lock = threading.Lock()
 
 
-def _current_pricer() -> _Pricer:
+_CURRENT: Any = object()  # price_call's default pricing file: the current settings'
+
+
+def _current_pricer(path: Any = _CURRENT) -> _Pricer:
     global _pricer
-    path = config.current().pricing_file
+    if path is _CURRENT:
+        path = config.current().pricing_file
     pricer = _pricer
     if pricer is None or pricer.path != path:
         with _pricer_lock:
@@ -320,18 +323,31 @@ def _current_pricer() -> _Pricer:
     return pricer
 
 
-def price_call(provider: str, model: str | None, usage: Usage | None, api_base_url: str | None = None) -> Price:
-    """Price one call from the model the provider says it used (the requested one otherwise)."""
+def price_call(
+    provider: str,
+    model: str | None,
+    usage: Usage | None,
+    api_base_url: str | None = None,
+    *,
+    pricing_file: Any = _CURRENT,
+    at_ns: int | None = None,
+) -> Price:
+    """Price one call from the model the provider says it used (the requested one otherwise).
+
+    ``pricing_file`` defaults to the current settings' ``GENOPS_PRICING_FILE``; ``at_ns`` (the
+    call's end, ``time.time_ns()``; default now) picks a time-dependent price.
+    """
     if usage is None or usage.input_tokens is None:
         return _UNKNOWN_USAGE
     if not model:
         return _UNKNOWN_MODEL
     try:
-        rate = _current_pricer().lookup(provider, model, api_base_url)
+        rate = _current_pricer(pricing_file).lookup(provider, model, api_base_url)
         if rate is None:
             return _UNKNOWN_MODEL
         if type(rate) is _ConditionalRate:
-            rate = rate.now()
+            moment = datetime.now(tz=timezone.utc) if at_ns is None else datetime.fromtimestamp(at_ns / 1e9, tz=timezone.utc)
+            rate = rate.at(moment)
             if rate is None:
                 return _UNKNOWN_MODEL
         total = rate.cost(usage)

@@ -228,7 +228,10 @@ def _new_tracer_provider(process_resource: Any) -> Any:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    from .deferred import add_span_queue_flusher
+
     provider = TracerProvider(resource=process_resource, shutdown_on_exit=False)
+    add_span_queue_flusher(provider)  # first: GenOps' queued spans end before the exporters flush
     for name in _exporter_names("traces"):
         if name == "none":
             continue
@@ -303,6 +306,9 @@ def shutdown(timeout_seconds: float | None = None) -> None:
     _owned.clear()
     if not providers:
         return
+    from .deferred import deferred_queue
+
+    deferred_queue.flush(timeout_seconds)  # multiprocessing workers exit through here, not atexit
 
     def _run() -> None:
         for provider in providers:
@@ -321,18 +327,20 @@ def shutdown(timeout_seconds: float | None = None) -> None:
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
 
 
-def tracer(provider: Any = None) -> Any:
-    """GenOps' tracer, from ``provider`` or the global one (configured on first use)."""
-    if provider is not None:
-        return provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
+def tracer_provider() -> Any:
+    """The tracer provider GenOps records into: its own (configured on first use), or the global one."""
     from opentelemetry import trace
 
     ensure_configured()
     _child_providers()
     own = _private.get("tracer")
-    if own is not None:
-        return own.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
-    return trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
+    return own if own is not None else trace.get_tracer_provider()
+
+
+def tracer(provider: Any = None) -> Any:
+    """GenOps' tracer, from ``provider`` or :func:`tracer_provider`."""
+    provider = provider if provider is not None else tracer_provider()
+    return provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
 
 
 def meter(provider: Any = None) -> Any:

@@ -22,9 +22,17 @@ class Recorded:
     span_exporter: Any
     metric_reader: Any
     engine: Engine
+    tracer_provider: Any = None
 
     def spans(self) -> list[Any]:
+        """The finished spans, once the calls' deferred span completions have run."""
+        self.engine.flush()
         return list(self.span_exporter.get_finished_spans())
+
+    def clear(self) -> None:
+        """Forget what was recorded so far (spans of calls already made included)."""
+        self.engine.flush()
+        self.span_exporter.clear()
 
     def metrics(self) -> dict[str, list[tuple[dict[str, Any], Any]]]:
         """Metric name -> [(attributes, data point)] from the in-memory reader."""
@@ -49,8 +57,11 @@ def capture(settings: config.Settings | None = None, governor: Governor | None =
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    from .deferred import add_span_queue_flusher
+
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider(sampler=sampler) if sampler is not None else TracerProvider()
+    add_span_queue_flusher(tracer_provider)  # as genops-run sets up its provider
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
@@ -60,7 +71,7 @@ def capture(settings: config.Settings | None = None, governor: Governor | None =
     config.set_current(settings)
     set_engine(engine)
     try:
-        yield Recorded(exporter, reader, engine)
+        yield Recorded(exporter, reader, engine, tracer_provider)
     finally:
         set_engine(None)
         config.set_current(previous)

@@ -25,7 +25,7 @@ PRICES = {"test-model": (1.0, 2.0), "test-cheap": (0.1, 0.2)}
 T0 = 1_795_000_000.0  # 2026-11-18T11:06:40Z, a Wednesday
 
 
-def table_price(provider: str, model: str | None, usage: Usage | None, api_base_url: str | None = None) -> Price:
+def table_price(provider: str, model: str | None, usage: Usage | None, api_base_url: str | None = None, **_: Any) -> Price:
     """A deterministic stand-in for genops_autoinstrument.pricing.price_call."""
     if usage is None or (usage.input_tokens is None and usage.output_tokens is None):
         return Price(None, semconv.UNPRICED_UNKNOWN_USAGE)

@@ -25,7 +25,7 @@ def _uninstrumented_chunks(h, **kwargs):
 
 def test_usage_is_requested_and_its_chunk_hidden(rec, server, h):
     expected = _uninstrumented_chunks(h)  # the fixture instrumented already: recorded, but same chunks
-    rec.span_exporter.clear()
+    rec.clear()
     server.chat_stream()
     stream = server.client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
     assert isinstance(stream, Stream)

@@ -1,5 +1,6 @@
-"""Metrics recorded off the application's thread: complete at every collection, same values, same
-context (exemplars), sampled-out spans included, a forked child on its own, nothing lost at exit."""
+"""Span completion and metrics recorded off the application's thread: complete at every collection
+and span flush, same values, context (exemplars) and timestamps, sampled-out spans included, a
+forked child on its own, nothing lost at exit; synchronous where it must be."""
 
 from __future__ import annotations
 
@@ -9,15 +10,18 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from genops_autoinstrument import config, semconv
-from genops_autoinstrument.engine import metric_queue
+from genops_autoinstrument.deferred import deferred_queue
 from genops_autoinstrument.testing import capture
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
@@ -70,6 +74,89 @@ def test_metrics_are_recorded_off_the_calling_thread_and_complete_at_collection(
     assert duration.count == 3
 
 
+class EndingThreads(SpanProcessor):
+    """Notes on which thread each span ends."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+
+    def on_end(self, span: Any) -> None:
+        self.threads.append(threading.current_thread().name)
+
+
+def test_spans_are_completed_off_the_calling_thread_with_the_call_s_times(rec, server, h):
+    server.json("/v1/chat/completions", h.chat_completion())
+    client = server.client()
+    before = time.time_ns()
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    after = time.time_ns()
+    time.sleep(0.05)  # completing later does not move the span's end
+    span = h.one_span(rec)
+    assert before <= span.start_time <= span.end_time <= after
+    assert span.attributes[semconv.GENOPS_COST_STATUS] == semconv.COST_STATUS_PRICED
+
+
+def test_the_call_does_not_end_its_span_on_the_application_thread(rec, server, h):
+    server.json("/v1/chat/completions", h.chat_completion())
+    client = server.client()
+    ending = EndingThreads()
+    rec.tracer_provider.add_span_processor(ending)
+    with deferred_queue._busy:  # the worker cannot run; nothing flushes during the call
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert ending.threads == [] and rec.span_exporter.get_finished_spans() == ()
+    assert len(rec.spans()) == 1
+
+
+def test_a_failed_call_is_completed_in_order_with_its_exception_event(rec, server, h):
+    import openai
+
+    server.json("/v1/chat/completions", h.chat_completion())
+    client = server.client()
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    server.error("/v1/chat/completions", 400, {"message": "bad", "type": "invalid_request_error"})
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    ok, failed = rec.spans()
+    assert ok.status.status_code.name == "UNSET" and failed.status.status_code.name == "ERROR"
+    assert failed.attributes[semconv.ERROR_TYPE] == "openai.BadRequestError"
+    [event] = failed.events
+    assert event.name == "exception" and event.timestamp == failed.end_time
+
+
+def test_a_tracer_provider_flush_completes_queued_spans(rec, server, h):
+    """``force_flush`` (a Lambda handler's last step) exports the calls made so far."""
+    server.json("/v1/chat/completions", h.chat_completion())
+    client = server.client()
+    with deferred_queue._busy:  # held by this thread: the worker cannot complete them first
+        for _ in range(3):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert rec.span_exporter.get_finished_spans() == ()
+        assert rec.tracer_provider.force_flush()
+        assert len(rec.span_exporter.get_finished_spans()) == 3
+
+
+def test_a_provider_without_the_flusher_gets_its_spans_ended_during_the_call(instrumentor, server, h):
+    """A tracer provider GenOps did not set up (the application's own): ending spans late into it
+    could lose them at its shutdown, so they end on the application's thread, as the call returns."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from genops_autoinstrument.engine import Engine, set_engine
+
+    server.json("/v1/chat/completions", h.chat_completion())
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    set_engine(Engine(config.Settings(), tracer_provider=tracer_provider, meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()])))
+    try:
+        with deferred_queue._busy:
+            server.client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            [span] = exporter.get_finished_spans()
+    finally:
+        set_engine(None)
+    assert span.attributes[semconv.GENOPS_COST_STATUS] == semconv.COST_STATUS_PRICED
+
+
 def test_calls_from_many_threads_are_all_in_the_next_collection(rec, server, h):
     server.json("/v1/chat/completions", h.chat_completion())
     client = server.client()
@@ -120,14 +207,14 @@ def test_a_forked_child_starts_with_an_empty_queue_and_records_its_own_calls(ins
     parent_records: list[int] = []
     with capture(settings) as recorded:
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # the worker is running
-        with metric_queue._busy:  # hold the worker: these stay queued across the fork
+        with deferred_queue._busy:  # hold the worker: these stay queued across the fork
             for number in range(3):
-                metric_queue.submit(parent_records.append, number)
+                deferred_queue.submit(parent_records.append, number)
             pid = os.fork()
             if pid == 0:  # the child: its own queue, its own worker, its own engine's metrics
                 status = 1
                 try:
-                    inherited = len(metric_queue._items)
+                    inherited = len(deferred_queue._items)
                     with capture(settings) as child:
                         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
                         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
@@ -142,9 +229,9 @@ def test_a_forked_child_starts_with_an_empty_queue_and_records_its_own_calls(ins
     assert parent_records == [0, 1, 2]
 
 
-def test_metrics_of_the_last_calls_are_exported_at_exit(tmp_path):
-    """The production path: providers configured from OTEL_* on the first call, console exporter,
-    no periodic export before exit; the last calls' metrics still reach the exporter."""
+def test_spans_and_metrics_of_the_last_calls_are_exported_at_exit(tmp_path):
+    """The production path: providers configured from OTEL_* on the first call, console exporters,
+    no periodic export before exit; the last calls' spans and metrics still reach the exporters."""
     app = tmp_path / "app.py"
     app.write_text(
         textwrap.dedent(
@@ -168,7 +255,8 @@ def test_metrics_of_the_last_calls_are_exported_at_exit(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GENOPS_", "OTEL_"))}
     env.update(
         OTEL_METRICS_EXPORTER="console",
-        OTEL_TRACES_EXPORTER="none",
+        OTEL_TRACES_EXPORTER="console",
+        OTEL_BSP_SCHEDULE_DELAY="600000",
         OTEL_LOGS_EXPORTER="none",
         OTEL_METRIC_EXPORT_INTERVAL="600000",
         GENOPS_TEAM="search",
@@ -176,11 +264,17 @@ def test_metrics_of_the_last_calls_are_exported_at_exit(tmp_path):
     result = subprocess.run([sys.executable, str(app)], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     tokens: dict[str, tuple[int, float]] = {}
+    span_costs: list[str] = []
     decoder = json.JSONDecoder()
     text = result.stdout
     index = text.find("{")
     while index != -1:
         document, end = decoder.raw_decode(text, index)
+        index = text.find("{", end)
+        if "resource_metrics" not in document:  # a span
+            assert document["name"] == "chat gpt-4o-mini" and document["end_time"]
+            span_costs.append(document["attributes"][semconv.GENOPS_COST_STATUS])
+            continue
         for resource_metrics in document["resource_metrics"]:
             for scope_metrics in resource_metrics["scope_metrics"]:
                 for metric in scope_metrics["metrics"]:
@@ -189,12 +283,12 @@ def test_metrics_of_the_last_calls_are_exported_at_exit(tmp_path):
                         for point in metric["data"]["data_points"]:
                             assert point["attributes"][semconv.GENOPS_TEAM] == "search"
                             tokens[point["attributes"][semconv.GEN_AI_TOKEN_TYPE]] = (point["count"], point["sum"])
-        index = text.find("{", end)
     assert tokens == {"input": (5, 100), "output": (5, 35)}
+    assert span_costs == [semconv.COST_STATUS_PRICED] * 5
 
 
 def test_engine_without_deferred_metrics_records_on_the_calling_thread(instrumentor, server, h):
-    """``Engine(defer_metrics=False)``: the SDK's instruments are called during ``finish``."""
+    """``Engine(defer=False)``: the SDK's instruments are called during ``finish``."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -207,10 +301,10 @@ def test_engine_without_deferred_metrics_records_on_the_calling_thread(instrumen
     reader = InMemoryMetricReader()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
-    engine = Engine(config.Settings(), tracer_provider=tracer_provider, meter_provider=MeterProvider(metric_readers=[reader]), defer_metrics=False)
+    engine = Engine(config.Settings(), tracer_provider=tracer_provider, meter_provider=MeterProvider(metric_readers=[reader]), defer=False)
     set_engine(engine)
     try:
-        with metric_queue._busy:  # the metric thread cannot run: a deferred record would wait
+        with deferred_queue._busy:  # the metric thread cannot run: a deferred record would wait
             client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
             names = {metric.name for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for metric in sm.metrics}
     finally:
