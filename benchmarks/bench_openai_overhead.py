@@ -484,7 +484,7 @@ def report(result: dict[str, Any], rounds: int, calls: int, streams: int) -> str
     lines += [
         f"- Noise (interquartile range over rounds of the per-round means): {noise}.",
         "",
-        f"Clock: {'wall time (`time.perf_counter`)' if _common.clock is time.perf_counter else 'CPU time of the application thread (`time.thread_time`), so time spent waiting for a core on a busy machine is not counted; work the instrumentations defer to background threads (span export, GenOps metrics) is not counted either'}; "
+        f"Clock: {'wall time (`time.perf_counter`)' if _common.clock is time.perf_counter else 'CPU time of the application thread (`time.thread_time`), so time spent waiting for a core on a busy machine is not counted; work the instrumentations defer to background threads (span export, and the span completion and metrics GenOps defers) is not counted either'}; "
         "the *process CPU* rows count every thread (`time.process_time`), with GenOps' queued work done before the clock stops. "
         "Setup: real `openai` SDK on an in-process "
         f"`{result['transport']}` returning pre-encoded responses; {rounds} interleaved rounds (order shuffled each round, "

@@ -358,7 +358,7 @@ class GenOps(Bare):
                 provider.available, provider.reason = False, f"GenOps plugin {provider.plugin!r} is not installed"
                 continue
             self.instrumentors.append(next(iter(found)).load()())
-        tracer_provider, meter_provider = noop_telemetry()
+        tracer_provider, meter_provider = noop_telemetry(genops=True)
         self.settings = config.load({"GENOPS_TEAM": "search", "GENOPS_PROJECT": "overhead-bench", "GENOPS_ENVIRONMENT": "bench"})
         self.engine = Engine(self.settings, tracer_provider=tracer_provider, meter_provider=meter_provider)
         self._config, self._set_engine = config, set_engine
@@ -372,6 +372,9 @@ class GenOps(Bare):
     def off(self) -> None:
         for instrumentor in self.instrumentors:
             instrumentor.uninstrument()
+        flush = getattr(self.engine, "flush", None)
+        if flush is not None:  # the deferred work of this turn, before the next variant's clock starts
+            flush()
         self._set_engine(None)
 
 
@@ -550,7 +553,7 @@ def report(result: dict[str, Any], calls: int, streams: int) -> str:
         "wall time (`time.perf_counter`)"
         if _common.clock is time.perf_counter
         else "CPU time of the application thread (`time.thread_time`), so time spent waiting for a core on a busy machine is not "
-        "counted; work deferred to background threads (span export) is not counted either"
+        "counted; work deferred to background threads (span export, GenOps' span completion and metrics) is not counted either"
     )
     transports = "; ".join(f"{provider.label}: {provider.transport}" for provider in result["providers"] if provider.available)
     packages = ["opentelemetry-sdk", "genops-autoinstrument"] + [name for provider in result["providers"] for name in provider.packages]
