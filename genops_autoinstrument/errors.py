@@ -7,6 +7,8 @@ with :func:`native_violation`.
 
 from __future__ import annotations
 
+import pickle
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
@@ -82,9 +84,53 @@ class PolicyViolation(Exception):
     def budget(self) -> BudgetStatus | None:
         return self.decision.budget
 
+    def __reduce__(self) -> Any:
+        """Picklable (process pools, Celery), even where the SDK's own error is not.
+
+        A combined ``GenOps<NativeError>`` is rebuilt from its native class (or, for a class made at
+        run time such as botocore's modelled errors, its nearest importable base) without calling
+        a constructor; attributes that cannot be pickled (a live HTTP response) are left out.
+        """
+        native = _natives.get(type(self))
+        if native is None:
+            return super().__reduce__()
+        return (_rebuild_violation, (_importable(native), self.args), _picklable_state(self.__dict__))
+
 
 E = TypeVar("E", bound=BaseException)
 _violation_classes: dict[type, type] = {}
+_natives: dict[type, type] = {}  # combined class -> its native class
+
+
+def _importable(cls: type) -> type:
+    """``cls``, or its nearest base that pickle can find by module and name."""
+    for candidate in cls.__mro__:
+        module = sys.modules.get(candidate.__module__)
+        target: Any = module
+        for part in candidate.__qualname__.split("."):
+            target = getattr(target, part, None)
+        if target is candidate and issubclass(candidate, BaseException):
+            return candidate
+    return Exception
+
+
+def _picklable_state(state: dict[str, Any]) -> dict[str, Any]:
+    kept = {}
+    for key, value in state.items():
+        try:
+            pickle.dumps(value)
+        except Exception:
+            continue
+        kept[key] = value
+    return kept
+
+
+def _rebuild_violation(native: type, args: tuple[Any, ...]) -> BaseException:
+    """Unpickling: an instance of ``violation_class(native)``; pickle then restores its attributes."""
+    cls = violation_class(native)
+    error = cls.__new__(cls)
+    error.args = args
+    return error
 
 
 def violation_class(native: type[E]) -> type[E]:
@@ -98,9 +144,15 @@ def violation_class(native: type[E]) -> type[E]:
         cls = type(
             f"GenOps{native.__name__}",
             (native, PolicyViolation),
-            {"__module__": __name__, "__str__": __str__, "__doc__": f"A GenOps policy block that is also a {native.__qualname__}."},
+            {
+                "__module__": __name__,
+                "__str__": __str__,
+                "__reduce__": PolicyViolation.__reduce__,  # ahead of the native error's own (botocore, google-genai)
+                "__doc__": f"A GenOps policy block that is also a {native.__qualname__}.",
+            },
         )
         _violation_classes[native] = cls
+        _natives[cls] = native
     return cls  # type: ignore[return-value]
 
 

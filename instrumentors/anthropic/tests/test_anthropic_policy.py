@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import asyncio
 
 import anthropic
@@ -40,6 +42,8 @@ def test_budget_block_is_rate_limit_error(make_client, json_server, settings, go
     assert error.decision is decisions["budget"]
     assert error.reason_code == semconv.REASON_BUDGET_EXCEEDED
     assert str(error) == "team search spent its 50 USD/day budget"
+    copy = pickle.loads(pickle.dumps(error))  # crosses process pools and Celery
+    assert type(copy) is type(error) and copy.decision == error.decision and str(copy) == str(error) and copy.status_code == 429
     assert error.response.request.url == "https://api.anthropic.com/v1/messages"
     assert server.requests == []  # never sent, never retried
     assert governor.settled == [(None, False)]

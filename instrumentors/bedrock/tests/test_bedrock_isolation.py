@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import io
 import json
 import os
@@ -45,6 +47,9 @@ def test_budget_block_is_throttling_and_never_sent(bedrock, server, settings, bl
     assert error.operation_name == "Converse"
     assert error.decision is BUDGET_BLOCK
     assert str(error) == "GenOps budget team=search exhausted"
+    copy = pickle.loads(pickle.dumps(error))  # the modelled class is made at run time: ClientError crosses
+    assert isinstance(copy, ClientError) and isinstance(copy, PolicyViolation) and copy.decision == BUDGET_BLOCK
+    assert copy.response == error.response and copy.operation_name == "Converse" and str(copy) == str(error)
     assert server.received == []
     assert governor.asked == 1
     (span,) = rec.spans()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from genops_autoinstrument import semconv
@@ -76,6 +78,8 @@ def test_budget_block_is_a_429_client_error_and_never_reaches_the_server(client,
     assert error.message == "team budget of $5.00/day is spent"
     assert error.reason_code == "BUDGET_EXCEEDED" and error.policy_name == "budget:team"
     assert str(error) == "team budget of $5.00/day is spent"
+    copy = pickle.loads(pickle.dumps(error))  # crosses process pools and Celery
+    assert type(copy) is type(error) and copy.decision == error.decision and str(copy) == str(error) and copy.code == 429
     assert server.requests == []
     assert len(budget_block.decided) == 1 and budget_block.decided[0].provider == "gcp.gen_ai"
     span = gemini.one_span(recorded)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import asyncio
 
 import openai
@@ -50,6 +52,9 @@ def test_budget_block_is_rate_limit_error(blocked, server, h, decision):
     assert error.decision is decision and error.policy_name == decision.policy_name
     assert str(error) == decision.message
     assert server.requests == []
+    copy = pickle.loads(pickle.dumps(error))  # crosses process pools and Celery (openai's own errors cannot)
+    assert type(copy) is type(error) and copy.decision == decision and str(copy) == str(error)
+    assert copy.status_code == 429 and copy.body == error.body
     span = h.one_span(recorded)
     assert span.status.status_code == StatusCode.ERROR
     assert span.attributes[semconv.ERROR_TYPE] == decision.reason_code
