@@ -302,13 +302,13 @@ def shutdown(timeout_seconds: float | None = None) -> None:
             timeout_seconds = float(config.read("GENOPS_EXIT_FLUSH_SECONDS"))
         except Exception:
             timeout_seconds = EXIT_FLUSH_SECONDS_DEFAULT
+    from .deferred import deferred_queue
+
+    deferred_queue.flush(timeout_seconds)  # multiprocessing workers and uvicorn exit through here, not atexit
     providers = list(_owned)
     _owned.clear()
     if not providers:
         return
-    from .deferred import deferred_queue
-
-    deferred_queue.flush(timeout_seconds)  # multiprocessing workers exit through here, not atexit
 
     def _run() -> None:
         for provider in providers:
