@@ -27,8 +27,9 @@ def _disabled_names(environ: "os._Environ[str]") -> set[str]:
     return names
 
 
-def validate_or_exit(records: list | None = None) -> None:
-    """Validate every variable; on an invalid one print a single line and exit with status 2."""
+def validate_or_exit(records: list | None = None) -> list[str]:
+    """Validate every variable; on an invalid one print a single line and exit with status 2.
+    Returns the warnings it printed (unknown ``GENOPS_*`` names)."""
     from .config import ConfigError, validate
 
     records = records or []
@@ -44,6 +45,7 @@ def validate_or_exit(records: list | None = None) -> None:
             os._exit(2)
     for warning in warnings:
         sys.stderr.write(f"genops: warning: {warning}\n")
+    return warnings
 
 
 def _plugins(cached: dict | None, env_valid: bool, paths: str | None = None) -> list[tuple]:
@@ -59,8 +61,9 @@ def _plugins(cached: dict | None, env_valid: bool, paths: str | None = None) -> 
 
         groups = [PLUGIN_GROUP, OTEL_GROUP]
         plugins = [info.to_tuple() for info in scan(groups)]
-    validate_or_exit(plugins)  # exits with status 2 when invalid: nothing below is cached then
-    bootcache.store(__version__, plugins, bootcache.env_fingerprint(), cached, paths)
+    warnings = validate_or_exit(plugins)  # exits with status 2 when invalid: nothing below is cached then
+    # An environment that drew a warning is not remembered as valid: the next start warns again.
+    bootcache.store(__version__, plugins, None if warnings else bootcache.env_fingerprint(), cached, paths)
     return plugins
 
 

@@ -194,14 +194,12 @@ def _main(argv: list[str] | None = None) -> int:
 
     try:
         plugins = scan([PLUGIN_GROUP, OTEL_GROUP])
-        settings, warnings = config.validate(
-            None, tuple(spec for info in plugins for spec in info.variables), tuple(info.name for info in plugins)
-        )
+        # Warnings (unknown GENOPS_* names) are left to the bootstrap of the Python process started
+        # below, which validates too: printing them here as well would say everything twice.
+        settings, _ = config.validate(None, tuple(spec for info in plugins for spec in info.variables), tuple(info.name for info in plugins))
     except config.ConfigError as error:
         sys.stderr.write(f"genops-run: {error}\n")
         return EXIT_CONFIG
-    for warning in warnings:
-        sys.stderr.write(f"genops: warning: {warning}\n")
     executable = shutil.which(arguments[0])
     if executable is None:
         sys.stderr.write(f"genops-run: command not found: {arguments[0]}\n")
