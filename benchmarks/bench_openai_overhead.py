@@ -10,7 +10,9 @@ Three variants run in one process, in interleaved rounds whose order is shuffled
 * ``span-only``: no GenAI logic at all, just an OpenTelemetry span around ``create`` (kind CLIENT,
   the five sampling-relevant attributes, current during the call, ended when ``create`` returns):
   the least any instrumentation that records a span during the call costs the application thread;
-* ``otel``: ``opentelemetry-instrumentation-openai-v2`` with the same telemetry setup.
+* ``otel``: ``opentelemetry-instrumentation-openai-v2`` with the same telemetry setup;
+* ``openllmetry``: Traceloop's ``opentelemetry-instrumentation-openai`` with its defaults, the
+  same telemetry setup (measured when installed; it is not a dependency of the project).
 
 Each variant is instrumented at the start of its turn and uninstrumented at the end. The SDK
 talks to an in-process ``MockTransport`` that returns pre-encoded OpenAI responses, so what is
@@ -252,6 +254,22 @@ class OTel(Variant):
         self.instrumentor.uninstrument()
 
 
+class OpenLLMetry(OTel):
+    """Traceloop's OpenLLMetry (``opentelemetry-instrumentation-openai``), with its defaults."""
+
+    name = "openllmetry"
+    label = "OpenLLMetry"
+
+    def __init__(self) -> None:
+        try:
+            from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+        except Exception as error:
+            self.available, self.reason = False, f"{type(error).__name__}: {error} (pip install opentelemetry-instrumentation-openai)"
+            return
+        self.tracer_provider, self.meter_provider = noop_telemetry()
+        self.instrumentor = OpenAIInstrumentor()
+
+
 # --- measurement ---------------------------------------------------------------------------------
 def call_batch(client: Any, calls: int) -> Callable[[], None]:
     create = client.chat.completions.create
@@ -343,7 +361,7 @@ def check_instrumented(variant: Variant, client: Any, stream_client: Any) -> Non
 
 def run(rounds: int, calls: int, streams: int, seed: int, max_seconds: float) -> dict[str, Any]:
     client, stream_client, transport = make_clients()
-    variants: list[Variant] = [Variant(), GenOps(), GenOpsInline(), SpanOnly(), OTel()]
+    variants: list[Variant] = [Variant(), GenOps(), GenOpsInline(), SpanOnly(), OTel(), OpenLLMetry()]
     for variant in variants:
         if not variant.available:
             progress(f"{variant.label}: not measured ({variant.reason})")
@@ -425,7 +443,7 @@ def report(result: dict[str, Any], rounds: int, calls: int, streams: int) -> str
         row += [f"{data.median(variant.name) / data.median('bare'):.3f}" for variant in others]
         rows.append(row)
     lines = [
-        "# OpenAI SDK overhead: bare vs GenOps vs a bare span vs OpenTelemetry openai-v2",
+        "# OpenAI SDK overhead: bare vs GenOps vs a bare span vs OpenTelemetry openai-v2 vs OpenLLMetry",
         "",
         markdown_table(header, rows),
         "",
@@ -465,14 +483,18 @@ def report(result: dict[str, Any], rounds: int, calls: int, streams: int) -> str
                 "caches), so it costs several times what a tight loop of spans suggests (next line). No instrumentation that makes "
                 "its span current during the call can add less than this floor on this machine."
             )
-        if "otel" in names:
-            otel_call = series["call"].paired_delta("otel", "bare")
-            otel_chunk = series["chunk"].paired_delta("otel", "bare")
-            otel_process = series["call_process"].paired_delta("otel", "bare")
-            lines.append(
-                f"- OpenTelemetry openai-v2 adds {otel_call:.1f} µs per call ({otel_process:.1f} µs of process CPU) and {otel_chunk:.2f} µs "
-                "per chunk, measured the same way."
-            )
+        for other, who, setup in (
+            ("otel", "OpenTelemetry openai-v2", ""),
+            ("openllmetry", "OpenLLMetry", " (its defaults: prompt and completion content recorded)"),
+        ):
+            if other in names:
+                other_call = series["call"].paired_delta(other, "bare")
+                other_chunk = series["chunk"].paired_delta(other, "bare")
+                other_process = series["call_process"].paired_delta(other, "bare")
+                lines.append(
+                    f"- {who}{setup} adds {other_call:.1f} µs per call ({other_process:.1f} µs of process CPU) and {other_chunk:.2f} µs "
+                    f"per chunk, measured the same way: GenOps adds {'less' if added_call < other_call else 'MORE'} per call."
+                )
     lines.append(
         f"- For scale, in a tight loop (caches warm, no SDK call around it): the OpenTelemetry SDK alone takes {result['floor'].median('sdk'):.1f} µs "
         "to record one span with ~24 attributes plus the three histogram records and one counter add GenOps makes per call; the span "
@@ -495,7 +517,7 @@ def report(result: dict[str, Any], rounds: int, calls: int, streams: int) -> str
         f"Run time {result['seconds']:.0f} s.",
         "",
         "Environment: "
-        + environment(["openai", "opentelemetry-sdk", "opentelemetry-instrumentation-openai-v2", "opentelemetry-util-genai", "genops-autoinstrument", "genops-instrumentation-openai"])
+        + environment(["openai", "opentelemetry-sdk", "opentelemetry-instrumentation-openai-v2", "opentelemetry-util-genai", "opentelemetry-instrumentation-openai", "genops-autoinstrument", "genops-instrumentation-openai"])
         + ".",
     ]
     for variant in result["variants"]:
