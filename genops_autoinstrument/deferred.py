@@ -26,6 +26,7 @@ import os
 import queue
 import threading
 import weakref
+from time import sleep as _sleep
 from typing import Any, Callable
 
 from opentelemetry.sdk.trace import SpanProcessor
@@ -50,10 +51,15 @@ class DeferredQueue:
     """
 
     BATCH_SECONDS = 1.0  # longest a job waits in the queue (collections and exit flush it anyway)
-    BATCH_SIZE = 1024  # a batch this large wakes the worker early
+    # A batch this large wakes the worker early. Kept well under the BatchSpanProcessor's queue
+    # (2048) and export batch (512): a burst of span ends must not overflow the exporter's queue.
+    BATCH_SIZE = 256
+    YIELD_EVERY = 32  # the worker lets other threads (the span exporter's) run between job groups
+    MAX_QUEUED = 65_536  # past this the worker is stuck: new records are dropped (and counted), not hoarded
 
     def __init__(self) -> None:
         self._reset()
+        self._held_for_fork = False
         self._exit_registered_pid: int | None = None
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(before=self._before_fork, after_in_parent=self._after_fork_in_parent, after_in_child=self._reset)
@@ -67,15 +73,31 @@ class DeferredQueue:
         self._starting = False
         self._thread: threading.Thread | None = None
         self._inline = False  # no worker could be started: run jobs on the caller's thread
+        self.dropped = 0  # records refused because the queue was full
 
     def submit(self, job: Callable[..., None], *args: Any) -> None:
         """Queue ``job(*args)``; cheap, never blocks on the worker, never raises."""
         items = self._items
+        queued = len(items)
+        if queued >= self.MAX_QUEUED:
+            self._drop()
+            return
         items.append((job, args))
-        if self._idle or len(items) == self.BATCH_SIZE:
+        if self._idle or queued >= self.BATCH_SIZE - 1:
             self._signal.put(None)
         elif self._thread is None:
             self._start()
+
+    def start(self) -> None:
+        """Start the worker now (the engine does, so that a stream ended by the garbage collector
+        never has to start a thread)."""
+        if self._thread is None:
+            self._start()
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        if self.dropped == 1:
+            _internal_error("deferred queue", RuntimeError(f"more than {self.MAX_QUEUED} records waiting: the recording thread is stuck; dropping"))
 
     def _start(self) -> None:
         with self._start_lock:
@@ -98,7 +120,7 @@ class DeferredQueue:
             self._thread = thread
             if self._exit_registered_pid != os.getpid():
                 self._exit_registered_pid = os.getpid()
-                atexit.register(self.flush)  # runs before the telemetry shutdown registered earlier
+                atexit.register(self._flush_at_exit)  # runs before the telemetry shutdown registered earlier
 
     def _work(self) -> None:
         items, signal, busy = self._items, self._signal, self._busy
@@ -118,7 +140,7 @@ class DeferredQueue:
                 except queue.Empty:
                     pass
                 with busy:
-                    _run_all(items)
+                    _run_all(items, self.YIELD_EVERY)
             except Exception as error:  # pragma: no cover - keep running; flushes still drain
                 _internal_error("deferred worker", error)
 
@@ -133,21 +155,42 @@ class DeferredQueue:
             self._busy.release()
         return True
 
+    def _flush_at_exit(self) -> None:
+        """Bounded like the rest of GenOps' exit work (``GENOPS_EXIT_FLUSH_SECONDS``)."""
+        try:
+            from . import config
+
+            timeout = float(config.read("GENOPS_EXIT_FLUSH_SECONDS"))
+        except Exception:
+            timeout = FLUSH_SECONDS
+        self.flush(timeout)
+
     def _before_fork(self) -> None:
-        self._busy.acquire()
+        # Wait for the batch in progress, so the child inherits no SDK lock held mid-job; but a job
+        # stuck on I/O (an application's synchronous exporter) must not hang the fork.
+        self._held_for_fork = self._busy.acquire(timeout=FLUSH_SECONDS)
 
     def _after_fork_in_parent(self) -> None:
-        self._busy.release()
+        if self._held_for_fork:
+            self._held_for_fork = False
+            self._busy.release()
 
 
-def _run_all(items: "collections.deque[_Job]") -> None:
+def _run_all(items: "collections.deque[_Job]", yield_every: int = 0) -> None:
+    """Run the queued jobs in order; with ``yield_every``, release the interpreter lock after each
+    group of that many, so the span exporter's thread drains its queue as the spans arrive."""
     pop = items.popleft
+    count = 0
     while True:
         try:
             job, args = pop()
         except IndexError:
             return
         run_job(job, args)
+        count += 1
+        if count == yield_every:
+            count = 0
+            _sleep(0)
 
 
 def run_job(job: Callable[..., None], args: Any) -> None:

@@ -75,10 +75,16 @@ CONTENT_POLICY = "content_policy"
 Pricer = Callable[[str, "str | None", Usage, "str | None"], Any]
 
 
-def _default_pricer(provider: str, model: str | None, usage: Usage, api_base_url: str | None) -> Any:
-    from . import pricing  # looked up per call: the pricing module may be replaced at run time
+def _settings_pricer(settings: "Settings") -> Pricer:
+    """Prices with the governor's own ``GENOPS_PRICING_FILE``, as the engine does with its settings."""
+    pricing_file = settings.pricing_file
 
-    return pricing.price_call(provider, model, usage, api_base_url)
+    def price(provider: str, model: str | None, usage: Usage, api_base_url: str | None) -> Any:
+        from . import pricing  # looked up per call: the pricing module may be replaced at run time
+
+        return pricing.price_call(provider, model, usage, api_base_url, pricing_file=pricing_file)
+
+    return price
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,7 @@ class EnforcingGovernor(Governor):
         self.settings = settings
         self._ledger = ledger
         self._clock = clock or system_clock
-        self._pricer = pricer or _default_pricer
+        self._pricer = pricer or _settings_pricer(settings)
         self._meter = meter
         self._failures: Any = None
         self.reservation_ttl = reservation_ttl

@@ -97,6 +97,7 @@ class Engine:
                 meter.create_observable_gauge(_FLUSH_INSTRUMENT, callbacks=[flush_before_collection], description="GenOps internal: observes nothing")
                 self._submit = deferred_queue.submit
                 self._defer_completion = completes_queued_spans(tracer_provider)
+                deferred_queue.start()
             except Exception as error:  # a meter without observable instruments: record inline
                 from .recording import internal_error
 
@@ -243,6 +244,10 @@ class Engine:
         content = None
         if self._capture_content and output_messages is not None:
             content = _content(output_messages)  # now: the application may change the response later
+        if finish_reasons:
+            finish_reasons = list(finish_reasons)  # the plugin's own list may change after the call
+        if extra:
+            extra = dict(extra)
         request = call._request
         facts = (_shape(request), request.api_base_url, call._attribution, response_model, response_id, finish_reasons, usage, content, extra, duration, end_time, self._get_context())
         if self._defer_completion and not self.governor.active:
@@ -277,7 +282,7 @@ class Engine:
         if response_id:
             attributes[semconv.GEN_AI_RESPONSE_ID] = response_id
         if finish_reasons:
-            attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(finish_reasons)
+            attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = finish_reasons
         input_tokens = output_tokens = None
         if usage is not None:
             input_tokens = usage.input_tokens
@@ -314,7 +319,9 @@ class Engine:
         span.set_attributes(attributes)
         if governed_call is not None and self.governor.active:
             self._settle(governed_call, total, ran=True)
-        span.end(end_time=end_time)
+            span.end()  # on the application's thread, after the reconciliation's events
+        else:
+            span.end(end_time=end_time)
         if self._summary is not None:
             self._summary.add(provider, model, attribution, usage, total)
 
@@ -343,12 +350,17 @@ class Engine:
     def fail(self, call: Call, error: BaseException) -> None:
         end_time = _time_ns()
         duration = _perf_counter() - call._start
+        span = call._span
+        # The exception is read now, as it is at the failure: the application may change it (notes,
+        # args) once it propagates, and its traceback would keep every frame's locals alive.
+        if isinstance(error, Exception):
+            span.record_exception(error, timestamp=end_time)
         request = call._request
-        facts = (_shape(request), call._attribution, error, duration, end_time, self._get_context())
+        facts = (_shape(request), call._attribution, _error_type(error), str(error)[:256], duration, end_time, self._get_context())
         if self._defer_completion and not self.governor.active:
-            self._submit(self._complete_failed, call._span, None, *facts)  # in order with the finished calls
+            self._submit(self._complete_failed, span, None, *facts)  # in order with the finished calls
         else:
-            self._complete_failed(call._span, call, *facts)
+            self._complete_failed(span, call, *facts)
 
     def _complete_failed(
         self,
@@ -356,22 +368,22 @@ class Engine:
         governed_call: Call | None,
         shape: tuple[str, str, str | None, str | None],
         attribution: Mapping[str, str],
-        error: BaseException,
+        error_type: str,
+        message: str,
         duration: float,
         end_time: int,
         context: Any,
     ) -> None:
-        """Mark the span failed (error.type, ERROR status, the exception event), release
-        ``governed_call``'s reservation, end the span at ``end_time`` and queue the metric."""
-        error_type = _error_type(error)
+        """Mark the span failed (error.type, ERROR status), release ``governed_call``'s
+        reservation, end the span and queue the metric."""
         span.set_attribute(semconv.ERROR_TYPE, error_type)
-        span.set_status(self._status_cls(self._error_code, str(error)[:256]))
-        if isinstance(error, Exception):
-            span.record_exception(error, timestamp=end_time)
+        span.set_status(self._status_cls(self._error_code, message))
         self._submit(self._record_failed, shape, attribution, error_type, duration, context)
         if governed_call is not None:
             self._settle(governed_call, None, ran=False)
-        span.end(end_time=end_time)
+            span.end()  # after the release's events
+        else:
+            span.end(end_time=end_time)
         if self._summary is not None:
             self._summary.add(shape[1], shape[2], attribution, None, None, failed=True)
 

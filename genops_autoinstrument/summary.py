@@ -92,7 +92,7 @@ class Summary:
     def print(self, stream: TextIO | Any = None) -> None:
         from .deferred import deferred_queue
 
-        deferred_queue.flush()  # the calls whose completion is still queued belong in the table
+        deferred_queue.flush(1.0)  # the calls whose completion is still queued belong in the table
         if not self.by_model or os.getpid() != self._pid or self._printed:
             return
         self._printed = True

@@ -54,6 +54,7 @@ def test_enforced_budget_blocks_the_call_that_would_overrun(governed, settings_f
         semconv.EVENT_BUDGET_RESERVATION,
         semconv.EVENT_BUDGET_RECONCILIATION,
     ]
+    assert all(span.start_time <= event.timestamp <= span.end_time for span in spans for event in span.events)
     assert spans[3].attributes[semconv.GENOPS_BUDGET_CONSUMED] == 0.0063
 
     assert last.attributes[semconv.GENOPS_POLICY_RESULT] == "BLOCKED"

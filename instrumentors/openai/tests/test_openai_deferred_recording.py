@@ -123,6 +123,44 @@ def test_a_failed_call_is_completed_in_order_with_its_exception_event(rec, serve
     assert event.name == "exception" and event.timestamp == failed.end_time
 
 
+def test_a_failure_is_recorded_as_it_was_when_the_call_failed(rec, server, h):
+    """The application may change the exception once it has it (args, notes); the span keeps what
+    the call raised, even though the span is completed later."""
+    import openai
+
+    server.error("/v1/chat/completions", 400, {"message": "bad request", "type": "invalid_request_error"})
+    with deferred_queue._busy:  # the completion cannot run before the application changes the error
+        try:
+            server.client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        except openai.BadRequestError as error:
+            original = str(error)
+            error.args = ("changed by the application",)
+            error.add_note("a note added later")
+    [span] = rec.spans()
+    assert span.status.description == original[:256]
+    [event] = span.events
+    assert event.attributes["exception.message"] == original
+    assert "a note added later" not in event.attributes["exception.stacktrace"]
+
+
+def test_the_plugin_s_lists_are_copied_when_the_call_ends(rec):
+    """Completed later, a call still records the finish reasons and attributes it was given."""
+    from genops_autoinstrument.recording import CallRequest, begin_call
+    from genops_autoinstrument.usage import Usage
+
+    reasons, extra = ["stop"], {"openai.response.service_tier": "default"}
+    with deferred_queue._busy:
+        call = begin_call(CallRequest(provider="openai", operation="chat", request_model="gpt-4o-mini"))
+        with call:
+            pass
+        call.finish(response_model="gpt-4o-mini", finish_reasons=reasons, usage=Usage(input_tokens=3, output_tokens=4), attributes=extra)
+        reasons.append("length")
+        extra["openai.response.service_tier"] = "changed"
+    [span] = rec.spans()
+    assert span.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    assert span.attributes["openai.response.service_tier"] == "default"
+
+
 def test_a_tracer_provider_flush_completes_queued_spans(rec, server, h):
     """``force_flush`` (a Lambda handler's last step) exports the calls made so far."""
     server.json("/v1/chat/completions", h.chat_completion())
