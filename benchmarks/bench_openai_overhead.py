@@ -254,8 +254,14 @@ class OTel(Variant):
         self.instrumentor.uninstrument()
 
 
-class OpenLLMetry(OTel):
-    """Traceloop's OpenLLMetry (``opentelemetry-instrumentation-openai``), with its defaults."""
+class OpenLLMetry(Variant):
+    """Traceloop's OpenLLMetry (``opentelemetry-instrumentation-openai``), with its defaults.
+
+    Its ``uninstrument`` leaves a wrapper behind on several methods (0.62: ``Completions.create``
+    and ``parse``, ``Responses.create``), so instrumenting it once per round would stack a layer
+    per round on every variant's calls. It is instrumented once; turning it on and off swaps the
+    wrappers it installed (found by comparing the ``openai`` modules and classes before and after).
+    """
 
     name = "openllmetry"
     label = "OpenLLMetry"
@@ -266,8 +272,56 @@ class OpenLLMetry(OTel):
         except Exception as error:
             self.available, self.reason = False, f"{type(error).__name__}: {error} (pip install opentelemetry-instrumentation-openai)"
             return
-        self.tracer_provider, self.meter_provider = noop_telemetry()
-        self.instrumentor = OpenAIInstrumentor()
+        tracer_provider, meter_provider = noop_telemetry()
+        _import_openai_resources()  # what it patches must be loaded before the comparison
+        before = _openai_attributes()
+        OpenAIInstrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, skip_dep_check=True)
+        after = _openai_attributes()
+        self._swaps = [
+            (owner, name, before[key][2], value)
+            for key, (owner, name, value) in after.items()
+            if key in before and before[key][2] is not value and hasattr(value, "__wrapped__")  # its wrappers, nothing else
+        ]
+        self.off()
+        if not self._swaps:
+            self.available, self.reason = False, "OpenLLMetry patched nothing this benchmark could find"
+
+    def on(self) -> None:
+        for owner, name, _, patched in self._swaps:
+            setattr(owner, name, patched)
+
+    def off(self) -> None:
+        for owner, name, original, _ in self._swaps:
+            setattr(owner, name, original)
+
+
+def _import_openai_resources() -> None:
+    """Import every module of ``openai.resources`` and ``openai.lib`` (the SDK loads them lazily)."""
+    import importlib
+    import pkgutil
+
+    import openai.lib
+    import openai.resources
+
+    for package in (openai.resources, openai.lib):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            try:
+                importlib.import_module(info.name)
+            except Exception:  # an optional extra (numpy, pandas…) not installed
+                pass
+
+
+def _openai_attributes() -> dict[tuple[int, str], tuple[Any, str, Any]]:
+    """(id(owner), name) -> (owner, name, value) for every attribute of the loaded ``openai`` modules and their classes."""
+    found: dict[tuple[int, str], tuple[Any, str, Any]] = {}
+    for module_name, module in list(sys.modules.items()):
+        if module is None or not (module_name == "openai" or module_name.startswith("openai.")):
+            continue
+        owners = [module] + [value for value in vars(module).values() if isinstance(value, type) and value.__module__ == module_name]
+        for owner in owners:
+            for name, value in list(vars(owner).items()):
+                found[(id(owner), name)] = (owner, name, value)
+    return found
 
 
 # --- measurement ---------------------------------------------------------------------------------
