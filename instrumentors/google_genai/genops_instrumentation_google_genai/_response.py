@@ -147,7 +147,9 @@ class Rounds:
     """
 
     def __init__(self) -> None:
-        self.usages: list[Usage | None] = [None]
+        # Per round: a Usage, the latest raw usage metadata of a streamed round (converted by
+        # total(): a stream's chunks each carry a running total, and only the last one counts), or None.
+        self.usages: list[Any] = [None]
 
     def new_round(self) -> None:
         if self.usages[-1] is not None:
@@ -158,13 +160,28 @@ class Rounds:
         if usage is not None:
             self.usages.append(usage)
 
-    def latest(self, usage: Usage | None) -> None:
-        """A running total for the current streamed round."""
-        if usage is not None:
-            self.usages[-1] = usage
+    def latest(self, metadata: Any) -> None:
+        """A streamed chunk's usage metadata: the running total of the current round, when it
+        carries any count (read only when the call ends, not per chunk)."""
+        if metadata is not None and _carries_counts(metadata):
+            self.usages[-1] = metadata
 
     def total(self) -> Usage | None:
-        return add_usage(self.usages)
+        return add_usage(usage if usage is None or isinstance(usage, Usage) else usage_of(usage) for usage in self.usages)
+
+
+_COUNT_FIELDS = ("prompt_token_count", "tool_use_prompt_token_count", "candidates_token_count", "thoughts_token_count")
+
+
+def _carries_counts(metadata: Any) -> bool:
+    """``usage_of(metadata) is not None``, without building the Usage (this runs per chunk)."""
+    if isinstance(metadata, dict):
+        return usage_of(metadata) is not None
+    for name in _COUNT_FIELDS:
+        value = getattr(metadata, name, None)
+        if value is not None and value.__class__ is not bool and isinstance(value, (int, float)):
+            return True
+    return False
 
 
 class GenerateAccumulator(StreamAccumulator):
@@ -178,7 +195,7 @@ class GenerateAccumulator(StreamAccumulator):
         self.texts: dict[int, list[str]] | None = {} if capture_content else None
 
     def add(self, chunk: Any) -> bool:
-        self.rounds.latest(usage_of(field(chunk, "usage_metadata")))
+        self.rounds.latest(field(chunk, "usage_metadata"))
         self.response_model = field(chunk, "model_version") or self.response_model
         self.response_id = field(chunk, "response_id") or self.response_id
         for position, candidate in enumerate(field(chunk, "candidates") or ()):

@@ -157,3 +157,33 @@ def test_unstarted_stream_records_nothing(client, server, settings):
         gc.collect()
     assert recorded.spans() == []
     assert server.requests == []
+
+
+def test_a_round_keeps_its_last_usage_that_carries_counts():
+    """Chunks carry running totals: the last one with any count wins, an empty one does not erase
+    it, and SDK objects and dicts (with camelCase counts) read alike."""
+    from google.genai import types
+
+    from genops_instrumentation_google_genai._response import GenerateAccumulator
+
+    def chunk(usage: dict) -> types.GenerateContentResponse:
+        return types.GenerateContentResponse.model_validate({"candidates": [{"content": {"role": "model", "parts": [{"text": "x"}]}}], "usageMetadata": usage})
+
+    seen: dict = {}
+
+    class Call:
+        def finish(self, **facts):
+            seen.update(facts)
+
+    accumulator = GenerateAccumulator()
+    for item in (chunk({"promptTokenCount": 7}), chunk({"promptTokenCount": 7, "candidatesTokenCount": 5, "thoughtsTokenCount": 2}), chunk({})):
+        accumulator.add(item)
+    accumulator.finish(Call())
+    usage = seen["usage"]
+    assert (usage.input_tokens, usage.output_tokens, usage.reasoning_tokens) == (7, 7, 2)
+
+    raw = GenerateAccumulator()
+    for item in ({"usage_metadata": {"promptTokenCount": 3, "candidatesTokenCount": 1}}, {"usage_metadata": {}}):
+        raw.add(item)
+    raw.finish(Call())
+    assert (seen["usage"].input_tokens, seen["usage"].output_tokens) == (3, 1)
