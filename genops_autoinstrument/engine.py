@@ -250,10 +250,18 @@ class Engine:
             extra = dict(extra)
         request = call._request
         facts = (_shape(request), request.api_base_url, call._attribution, response_model, response_id, finish_reasons, usage, content, extra, duration, end_time, self._get_context())
-        if self._defer_completion and not self.governor.active:
-            self._submit(self._complete, call._span, None, *facts)
+        self._dispatch(self._complete, call, facts)
+
+    def _dispatch(self, complete: Callable[..., None], call: Call, facts: tuple[Any, ...]) -> None:
+        """Run ``complete(span, governed_call, *facts)`` now or queue it. With a governor in force it
+        runs now, with the call (its budget is reconciled before the next decision); otherwise it is
+        queued, in order with every other completion, when the tracer provider completes queued spans."""
+        if self.governor.active:
+            complete(call._span, call, *facts)
+        elif self._defer_completion:
+            self._submit(complete, call._span, None, *facts)
         else:
-            self._complete(call._span, call, *facts)
+            complete(call._span, None, *facts)
 
     def _complete(
         self,
@@ -317,7 +325,7 @@ class Engine:
             attributes.update(extra)
         self._submit(self._record_finished, shape, attribution, response_model, input_tokens, output_tokens, total, duration, context)
         span.set_attributes(attributes)
-        if governed_call is not None and self.governor.active:
+        if governed_call is not None:
             self._settle(governed_call, total, ran=True)
             span.end()  # on the application's thread, after the reconciliation's events
         else:
@@ -355,12 +363,8 @@ class Engine:
         # args) once it propagates, and its traceback would keep every frame's locals alive.
         if isinstance(error, Exception):
             span.record_exception(error, timestamp=end_time)
-        request = call._request
-        facts = (_shape(request), call._attribution, _error_type(error), str(error)[:256], duration, end_time, self._get_context())
-        if self._defer_completion and not self.governor.active:
-            self._submit(self._complete_failed, span, None, *facts)  # in order with the finished calls
-        else:
-            self._complete_failed(span, call, *facts)
+        facts = (_shape(call._request), call._attribution, _error_type(error), str(error)[:256], duration, end_time, self._get_context())
+        self._dispatch(self._complete_failed, call, facts)
 
     def _complete_failed(
         self,
