@@ -245,9 +245,6 @@ def _configure_metrics(process_resource: Any = None) -> None:
     if _has_real_provider(metrics.get_meter_provider, "_ProxyMeterProvider"):
         log.debug("the application set its own MeterProvider; GenOps records into it")
         return
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-
     provider = _new_meter_provider(process_resource if process_resource is not None else resource())
     metrics.set_meter_provider(provider)
     _owned.append(provider)
@@ -343,18 +340,20 @@ def tracer(provider: Any = None) -> Any:
     return provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
 
 
-def meter(provider: Any = None) -> Any:
-    """GenOps' meter, from ``provider`` or the global one (configured on first use)."""
-    if provider is not None:
-        return provider.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
+def meter_provider() -> Any:
+    """The meter provider GenOps records into: its own (configured on first use), or the global one."""
     from opentelemetry import metrics
 
     ensure_configured()
     _child_providers()
     own = _private.get("meter")
-    if own is not None:
-        return own.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
-    return metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
+    return own if own is not None else metrics.get_meter_provider()
+
+
+def meter(provider: Any = None) -> Any:
+    """GenOps' meter, from ``provider`` or :func:`meter_provider`."""
+    provider = provider if provider is not None else meter_provider()
+    return provider.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
 
 
 if hasattr(os, "register_at_fork"):
