@@ -48,12 +48,9 @@ def get(obj: Any, key: str, default: Any = None) -> Any:
     """``obj[key]`` for mappings, ``obj.key`` for SDK objects; ``default`` when absent."""
     if obj is None:
         return default
-    cls = type(obj)
-    mapping = _IS_MAPPING.get(cls)
+    mapping = _IS_MAPPING.get(type(obj))  # the common case inline: a type seen before
     if mapping is None:
-        mapping = isinstance(obj, Mapping)
-        if obj.__class__ is cls and len(_IS_MAPPING) < 512:  # proxies report another class: not cached
-            _IS_MAPPING[cls] = mapping
+        mapping = is_mapping(obj)
     if mapping:
         return obj.get(key, default)
     return getattr(obj, key, default)
