@@ -50,7 +50,7 @@ def noop_telemetry(genops: bool = False) -> tuple[Any, Any]:
     tracer_provider = TracerProvider()
     if genops:
         try:
-            from genops_autoinstrument.deferred import add_span_queue_flusher
+            from genops_autoinstrument.engine.deferred import add_span_queue_flusher
         except ImportError:  # a GenOps version that ends its spans on the application thread
             pass
         else:

@@ -26,10 +26,10 @@ from typing import Any
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from genops_autoinstrument import config  # noqa: E402
-from genops_autoinstrument.enforcement import EnforcingGovernor  # noqa: E402
-from genops_autoinstrument.governance import Governor  # noqa: E402
-from genops_autoinstrument.pricing import Price  # noqa: E402
-from genops_autoinstrument.recording import CallRequest  # noqa: E402
+from genops_autoinstrument.governance.enforcing import EnforcingGovernor  # noqa: E402
+from genops_autoinstrument.governance.governor import Governor  # noqa: E402
+from genops_autoinstrument.pricing.prices import Price  # noqa: E402
+from genops_autoinstrument.engine.call import CallRequest  # noqa: E402
 
 ATTRIBUTION = {"genops.team": "search"}
 

@@ -154,7 +154,8 @@ class GenOps(Variant):
     def __init__(self) -> None:
         try:
             from genops_autoinstrument import config
-            from genops_autoinstrument.engine import Engine, set_engine
+            from genops_autoinstrument.engine.engine import Engine
+            from genops_autoinstrument.engine.runtime import set_engine
 
             try:
                 from genops_instrumentation_openai import OpenAIInstrumentor
@@ -398,7 +399,7 @@ def sdk_floor_batch(calls: int, metrics: bool = True) -> Callable[[], None]:
 def check_instrumented(variant: Variant, client: Any, stream_client: Any) -> None:
     """Fail loudly if a variant records nothing (a silently uninstrumented run would lie)."""
     if variant.name == "genops":
-        from genops_autoinstrument.testing import capture
+        from genops_autoinstrument.api.testing import capture
 
         with capture(variant.settings) as recorded:
             variant.on(recorded.engine)

@@ -347,7 +347,8 @@ class GenOps(Bare):
         from importlib.metadata import entry_points
 
         from genops_autoinstrument import config
-        from genops_autoinstrument.engine import Engine, set_engine
+        from genops_autoinstrument.engine.engine import Engine
+        from genops_autoinstrument.engine.runtime import set_engine
 
         self.instrumentors = []
         for provider in providers:
@@ -433,7 +434,7 @@ class _NoSockets:
 def check(providers: list[Provider], genops: GenOps) -> dict[str, str]:
     """Every provider answers (CHUNKS stream items, no socket) and GenOps records both calls with their tokens; else exit. Returns the cost status per provider."""
     from genops_autoinstrument import semconv
-    from genops_autoinstrument.testing import capture
+    from genops_autoinstrument.api.testing import capture
 
     costs: dict[str, str] = {}
     with _NoSockets():

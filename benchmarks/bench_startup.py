@@ -107,7 +107,7 @@ def traced_kib(command: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 def finder_microbenchmark(loops: int = 200_000) -> tuple[float, float]:
     """ns per find_spec of an unwatched name: GenOps' finder vs an empty method (the floor)."""
-    from genops_autoinstrument.finder import WatchingFinder
+    from genops_autoinstrument.launch.finder import WatchingFinder
 
     finder = WatchingFinder()
     for index in range(10):
@@ -135,7 +135,7 @@ IMPORTER = """
 import sys, time
 sys.path.insert(0, {folder!r})
 if {with_finder}:
-    from genops_autoinstrument.finder import WatchingFinder
+    from genops_autoinstrument.launch.finder import WatchingFinder
     finder = WatchingFinder()
     finder.watch("benchtarget0", lambda module: None)
     finder.install()

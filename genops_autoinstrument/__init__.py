@@ -21,21 +21,22 @@ __all__ = [
 ]
 
 _LAZY = {
-    "PolicyViolation": "errors",
-    "Decision": "errors",
-    "BudgetStatus": "errors",
-    "GenOpsInstrumentor": "instrumentor",
-    "CallRequest": "recording",
-    "Call": "recording",
-    "begin_call": "recording",
-    "Usage": "usage",
+    "PolicyViolation": "governance.decisions",
+    "Decision": "governance.decisions",
+    "BudgetStatus": "governance.decisions",
+    "GenOpsInstrumentor": "api.instrumentor",
+    "CallRequest": "engine.call",
+    "Call": "engine.call",
+    "begin_call": "engine.runtime",
+    "Usage": "pricing.usage",
 }
 
 if False:  # pragma: no cover - names for type checkers, without importing typing at start-up
-    from .errors import BudgetStatus, Decision, PolicyViolation
-    from .instrumentor import GenOpsInstrumentor
-    from .recording import Call, CallRequest, begin_call
-    from .usage import Usage
+    from genops_autoinstrument.governance.decisions import BudgetStatus, Decision, PolicyViolation
+    from genops_autoinstrument.api.instrumentor import GenOpsInstrumentor
+    from genops_autoinstrument.engine.call import Call, CallRequest
+    from genops_autoinstrument.engine.runtime import begin_call
+    from genops_autoinstrument.pricing.usage import Usage
 
 
 def __getattr__(name: str) -> object:

@@ -1,5 +1,5 @@
 """``python -m genops_autoinstrument COMMAND …``: the launcher, from any interpreter that has GenOps."""
 
-from .launcher import main
+from genops_autoinstrument.launch.launcher import main
 
 raise SystemExit(main())

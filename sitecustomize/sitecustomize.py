@@ -12,7 +12,7 @@ import sys
 
 def _genops_bootstrap():
     try:
-        from genops_autoinstrument.bootstrap import run
+        from genops_autoinstrument.launch.bootstrap import run
     except ImportError as error:
         sys.stderr.write(
             "genops: warning: %s cannot import genops_autoinstrument (%s); running without instrumentation\n"

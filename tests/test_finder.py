@@ -20,7 +20,7 @@ def test_plugin_runs_once_after_the_module_finished_executing(fake_site):
 
 
 def test_already_imported_module_is_hooked_at_once():
-    from genops_autoinstrument.finder import WatchingFinder
+    from genops_autoinstrument.launch.finder import WatchingFinder
 
     finder = WatchingFinder()
     seen = []
@@ -90,7 +90,7 @@ def test_reload_and_reimport_patch_again_never_twice(fake_site):
         """
         import importlib, sys
         import fakesdk
-        from genops_autoinstrument.instrumentor import is_genops_wrapped
+        from genops_autoinstrument.api.instrumentor import is_genops_wrapped
         def depth(function):
             n = 0
             while is_genops_wrapped(function):
@@ -255,7 +255,7 @@ def test_warnings_as_errors_run_clean(fake_site):
 
 
 def test_finder_ignores_unwatched_names_cheaply():
-    from genops_autoinstrument.finder import WatchingFinder
+    from genops_autoinstrument.launch.finder import WatchingFinder
 
     finder = WatchingFinder()
     finder.watch("a_module_that_does_not_exist_xyz", lambda module: None)

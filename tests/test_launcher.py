@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import genops_autoinstrument
-from genops_autoinstrument import launcher
+from genops_autoinstrument.launch import launcher
 
 
 def test_exit_code_streams_and_pid_are_the_programs_own(fake_site):
@@ -200,7 +200,7 @@ def test_child_processes_are_instrumented_and_bootstrap_runs_once(fake_site):
 
         def work(_):
             import fakesdk, sys
-            from genops_autoinstrument.finder import get_finder
+            from genops_autoinstrument.launch.finder import get_finder
             return (fakesdk.Client().call(1), sys.meta_path.count(get_finder()))
 
         if __name__ == "__main__":
@@ -252,7 +252,7 @@ def test_start_up_cache_avoids_scanning_entry_points(fake_site):
     fake_site.plugin(name="late", package="genops_late_plugin")
     time.sleep(0.01)
     os.utime(fake_site.site)
-    check = fake_site.run("python", fake_site.app("import fakesdk; from genops_autoinstrument import activation; print(sorted(i.__class__.__module__ for i in activation.instances().values()))", "probe.py"))
+    check = fake_site.run("python", fake_site.app("import fakesdk; from genops_autoinstrument.launch import activation; print(sorted(i.__class__.__module__ for i in activation.instances().values()))", "probe.py"))
     assert check.stdout.strip() == "['genops_fake_plugin', 'genops_late_plugin']", check.stderr
 
 
@@ -291,7 +291,7 @@ def test_plugin_variables_are_validated_and_misspellings_rejected(fake_site):
     assert bad.returncode == 2 and "GENOPS_VARS_FAST_MODE" in bad.stderr and "on, off" in bad.stderr
     typo = fake_site.run("python", app, env=fake_site.env(GENOPS_BUDGET="team=5/day"))
     assert typo.returncode == 2 and "GENOPS_BUDGET" in typo.stderr and "did you mean GENOPS_BUDGETS" in typo.stderr
-    from genops_autoinstrument.launcher import bootstrap_dir
+    from genops_autoinstrument.launch.launcher import bootstrap_dir
 
     bootstrap_only = fake_site.env(GENOPS_SOMETHING_ELSE="1", PYTHONPATH=f"{bootstrap_dir()}{os.pathsep}{fake_site.site}")
     for _ in range(2):  # every start warns once, not only the one that filled the start-up cache

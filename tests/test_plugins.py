@@ -6,16 +6,18 @@ import json
 import sys
 
 from genops_autoinstrument import config
-from genops_autoinstrument.instrumentor import GenOpsInstrumentor, is_genops_wrapped
-from genops_autoinstrument.recording import CallRequest, begin_call
-from genops_autoinstrument.testing import capture
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.api.instrumentor import GenOpsInstrumentor, is_genops_wrapped
+from genops_autoinstrument.engine.call import CallRequest
+from genops_autoinstrument.engine.runtime import begin_call
+from genops_autoinstrument.api.testing import capture
+from genops_autoinstrument.pricing.usage import Usage
 
 # A plugin that records a GenAI call through the engine for every Client.call.
 RECORDING_PLUGIN = '''
 from genops_autoinstrument import GenOpsInstrumentor
-from genops_autoinstrument.recording import CallRequest, begin_call
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.engine.call import CallRequest
+from genops_autoinstrument.engine.runtime import begin_call
+from genops_autoinstrument.pricing.usage import Usage
 
 def _call(wrapped, instance, args, kwargs):
     call = begin_call(CallRequest(provider="fake", operation="chat", request_model=args[0]))
@@ -96,7 +98,7 @@ def test_activation_by_two_launchers_wraps_once(fake_site):
         import fakesdk
         from genops_fake_plugin import FakeInstrumentor
         FakeInstrumentor().instrument()   # as opentelemetry-instrument or the application would
-        from genops_autoinstrument.instrumentor import is_genops_wrapped
+        from genops_autoinstrument.api.instrumentor import is_genops_wrapped
         call = fakesdk.Client.__dict__["call"]
         print(fakesdk.Client().call(1), is_genops_wrapped(call), is_genops_wrapped(call.__wrapped__))
         """

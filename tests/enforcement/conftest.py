@@ -12,13 +12,14 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from genops_autoinstrument import config, semconv
-from genops_autoinstrument.enforcement import EnforcingGovernor
-from genops_autoinstrument.ledger.memory import MemoryLedger
-from genops_autoinstrument.ledger.sqlite import SqliteLedger
-from genops_autoinstrument.pricing import Price
-from genops_autoinstrument.recording import CallRequest, begin_call
-from genops_autoinstrument.testing import capture
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.governance.enforcing import EnforcingGovernor
+from genops_autoinstrument.governance.ledger.memory import MemoryLedger
+from genops_autoinstrument.governance.ledger.sqlite import SqliteLedger
+from genops_autoinstrument.pricing.prices import Price
+from genops_autoinstrument.engine.call import CallRequest
+from genops_autoinstrument.engine.runtime import begin_call
+from genops_autoinstrument.api.testing import capture
+from genops_autoinstrument.pricing.usage import Usage
 
 # USD per million tokens (input, output). "test-unpriced" is deliberately absent.
 PRICES = {"test-model": (1.0, 2.0), "test-cheap": (0.1, 0.2)}
@@ -26,7 +27,7 @@ T0 = 1_795_000_000.0  # 2026-11-18T11:06:40Z, a Wednesday
 
 
 def table_price(provider: str, model: str | None, usage: Usage | None, api_base_url: str | None = None, **_: Any) -> Price:
-    """A deterministic stand-in for genops_autoinstrument.pricing.price_call."""
+    """A deterministic stand-in for genops_autoinstrument.pricing.prices.price_call."""
     if usage is None or (usage.input_tokens is None and usage.output_tokens is None):
         return Price(None, semconv.UNPRICED_UNKNOWN_USAGE)
     if model not in PRICES:
@@ -56,7 +57,7 @@ def clock() -> Clock:
 @pytest.fixture
 def priced(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Price]:
     """Make the engine price actual calls with PRICES (the real pricing module is built separately)."""
-    import genops_autoinstrument.engine as engine_module
+    import genops_autoinstrument.engine.engine as engine_module
 
     monkeypatch.setattr(engine_module, "price_call", table_price)
     return table_price
@@ -101,7 +102,7 @@ def make_request() -> Callable[..., CallRequest]:
 @pytest.fixture
 def call() -> Callable[..., Any]:
     """Run one recorded call; returns the PolicyViolation if it was blocked, else None."""
-    from genops_autoinstrument.errors import PolicyViolation
+    from genops_autoinstrument.governance.decisions import PolicyViolation
 
     def run(req: CallRequest | None = None, usage: Usage | None = Usage(input_tokens=100, output_tokens=1000), fail: BaseException | None = None) -> Any:
         try:
@@ -177,7 +178,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def redis_ledger(redis_url: str) -> Iterator[Any]:
     import redis
 
-    from genops_autoinstrument.ledger.redis import RedisLedger
+    from genops_autoinstrument.governance.ledger.redis import RedisLedger
 
     client = redis.Redis.from_url(redis_url)
     client.flushdb()

@@ -8,16 +8,16 @@ import logging
 import pytest
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.enforcement import (
+from genops_autoinstrument.governance.enforcing import (
     ATTR_CHARGED,
     ATTR_CHARGED_BASIS,
     ATTR_ESTIMATE_STATUS,
     DEFAULT_OUTPUT_TOKENS,
 )
-from genops_autoinstrument.errors import PolicyViolation
-from genops_autoinstrument.ledger.base import Figures
-from genops_autoinstrument.ledger.memory import MemoryLedger
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.governance.decisions import PolicyViolation
+from genops_autoinstrument.governance.ledger.base import Figures
+from genops_autoinstrument.governance.ledger.memory import MemoryLedger
+from genops_autoinstrument.pricing.usage import Usage
 
 DAY_KEY = "budget|team|search|day|2026-11-18"
 
@@ -302,11 +302,12 @@ def test_the_whole_budget_story_on_every_real_ledger(governed, settings_from, ca
 
 
 def test_with_the_real_price_list(settings_from, clock):
-    """No stand-in pricer: the estimate and the actual cost come from genops_autoinstrument.pricing."""
-    from genops_autoinstrument.enforcement import EnforcingGovernor
-    from genops_autoinstrument.pricing import price_call
-    from genops_autoinstrument.recording import CallRequest, begin_call
-    from genops_autoinstrument.testing import capture
+    """No stand-in pricer: the estimate and the actual cost come from genops_autoinstrument.pricing.prices."""
+    from genops_autoinstrument.governance.enforcing import EnforcingGovernor
+    from genops_autoinstrument.pricing.prices import price_call
+    from genops_autoinstrument.engine.call import CallRequest
+    from genops_autoinstrument.engine.runtime import begin_call
+    from genops_autoinstrument.api.testing import capture
 
     settings = settings_from(GENOPS_BUDGETS="team=0.00002/day", GENOPS_TEAM="search")
     estimate = price_call("openai", "gpt-4o-mini", Usage(input_tokens=3, output_tokens=20)).total  # "Say hello": 9 chars -> 3 tokens

@@ -8,11 +8,12 @@ import pytest
 
 from genops_autoinstrument import config
 from genops_autoinstrument.config import ConfigError
-from genops_autoinstrument.ledger.factory import open_ledger, validate_ledger_url
-from genops_autoinstrument.ledger.memory import MemoryLedger
-from genops_autoinstrument.ledger.redis import RedisLedger
-from genops_autoinstrument.ledger.sqlite import SqliteLedger, default_path
-from genops_autoinstrument.rules import BudgetRule, RateLimitRule
+from genops_autoinstrument.config.ledger_url import validate_ledger_url
+from genops_autoinstrument.governance.ledger.factory import open_ledger
+from genops_autoinstrument.governance.ledger.memory import MemoryLedger
+from genops_autoinstrument.governance.ledger.redis import RedisLedger
+from genops_autoinstrument.governance.ledger.sqlite import SqliteLedger, default_path
+from genops_autoinstrument.config.rules import BudgetRule, RateLimitRule
 
 BAD = [
     ("GENOPS_BUDGETS", "team=50"),

@@ -8,12 +8,13 @@ import socket
 import pytest
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.enforcement import ATTR_LEDGER_STATUS, EnforcingGovernor
-from genops_autoinstrument.errors import PolicyViolation
-from genops_autoinstrument.ledger.factory import open_ledger
-from genops_autoinstrument.ledger.sqlite import SqliteLedger
-from genops_autoinstrument.recording import CallRequest, begin_call
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.governance.enforcing import ATTR_LEDGER_STATUS, EnforcingGovernor
+from genops_autoinstrument.governance.decisions import PolicyViolation
+from genops_autoinstrument.governance.ledger.factory import open_ledger
+from genops_autoinstrument.governance.ledger.sqlite import SqliteLedger
+from genops_autoinstrument.engine.call import CallRequest
+from genops_autoinstrument.engine.runtime import begin_call
+from genops_autoinstrument.pricing.usage import Usage
 
 PASSWORD = "s3cr3t-Pa55word"
 

@@ -13,8 +13,9 @@ import pytest
 
 APP = '''
 from genops_autoinstrument import PolicyViolation
-from genops_autoinstrument.recording import CallRequest, begin_call
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.engine.call import CallRequest
+from genops_autoinstrument.engine.runtime import begin_call
+from genops_autoinstrument.pricing.usage import Usage
 
 request = CallRequest("openai", "chat", "gpt-4o-mini", max_output_tokens=1000, prompt_text=lambda: ["x" * 400])
 for n in range(3):
@@ -39,8 +40,8 @@ def _launcher() -> str:
 
 
 def test_budget_is_kept_across_restarts_in_the_default_ledger(tmp_path):
-    from genops_autoinstrument.pricing import price_call
-    from genops_autoinstrument.usage import Usage
+    from genops_autoinstrument.pricing.prices import price_call
+    from genops_autoinstrument.pricing.usage import Usage
 
     per_call = price_call("openai", "gpt-4o-mini", Usage(input_tokens=100, output_tokens=1000)).total
     assert per_call

@@ -7,9 +7,9 @@ import logging
 import pytest
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.content_rules import luhn_valid, scan
-from genops_autoinstrument.errors import PolicyViolation
-from genops_autoinstrument.ledger.memory import MemoryLedger
+from genops_autoinstrument.governance.content_rules import luhn_valid, scan
+from genops_autoinstrument.governance.decisions import PolicyViolation
+from genops_autoinstrument.governance.ledger.memory import MemoryLedger
 
 
 # --- model policy --------------------------------------------------------------------------------------

@@ -13,10 +13,10 @@ import time
 import pytest
 
 from genops_autoinstrument import config
-from genops_autoinstrument.enforcement import EnforcingGovernor
-from genops_autoinstrument.ledger.factory import open_ledger
-from genops_autoinstrument.pricing import Price
-from genops_autoinstrument.recording import CallRequest
+from genops_autoinstrument.governance.enforcing import EnforcingGovernor
+from genops_autoinstrument.governance.ledger.factory import open_ledger
+from genops_autoinstrument.pricing.prices import Price
+from genops_autoinstrument.engine.call import CallRequest
 
 ESTIMATE = 2_100_000  # nano-USD: 100 input tokens at $1/M + 1000 output tokens at $2/M
 TOTAL_KEY = "budget|global|*|total|total"
@@ -24,9 +24,9 @@ TOTAL_KEY = "budget|global|*|total|total"
 WORKER = r'''
 import json, sys, threading
 from genops_autoinstrument import config
-from genops_autoinstrument.enforcement import EnforcingGovernor
-from genops_autoinstrument.pricing import Price
-from genops_autoinstrument.recording import CallRequest
+from genops_autoinstrument.governance.enforcing import EnforcingGovernor
+from genops_autoinstrument.pricing.prices import Price
+from genops_autoinstrument.engine.call import CallRequest
 
 url, threads, calls, mode, ttl = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
 settings = config.load({"GENOPS_BUDGETS": "global=0.21/total", "GENOPS_LEDGER_URL": url,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from genops_autoinstrument.ledger.base import Bucket, BudgetCheck, Figures, RateCheck
-from genops_autoinstrument.periods import window
+from genops_autoinstrument.governance.ledger.base import Bucket, BudgetCheck, Figures, RateCheck
+from genops_autoinstrument.governance.periods import window
 
 NOW = 1_795_000_000.0
 DAY = window("day", NOW)

@@ -6,9 +6,10 @@ import sqlite3
 
 import pytest
 
-from genops_autoinstrument.ledger.base import Bucket, BudgetCheck, Figures, redact
-from genops_autoinstrument.ledger.sqlite import SqliteLedger
-from genops_autoinstrument.periods import window
+from genops_autoinstrument.config.ledger_url import redact
+from genops_autoinstrument.governance.ledger.base import Bucket, BudgetCheck, Figures
+from genops_autoinstrument.governance.ledger.sqlite import SqliteLedger
+from genops_autoinstrument.governance.periods import window
 
 
 @pytest.mark.parametrize(
@@ -51,7 +52,7 @@ def test_sqlite_ledger_uses_wal_and_keeps_state_across_restarts(tmp_path):
 
 
 def test_sqlite_lock_held_elsewhere_times_out_as_a_ledger_error(tmp_path):
-    from genops_autoinstrument.ledger.base import LedgerError
+    from genops_autoinstrument.governance.ledger.base import LedgerError
 
     path = tmp_path / "busy.db"
     ledger = SqliteLedger(str(path), timeout_ms=30)

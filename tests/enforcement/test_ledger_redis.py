@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from genops_autoinstrument.ledger.base import Bucket, BudgetCheck, LedgerError, RateCheck
-from genops_autoinstrument.ledger.redis import PREFIX, RedisLedger
+from genops_autoinstrument.governance.ledger.base import Bucket, BudgetCheck, LedgerError, RateCheck
+from genops_autoinstrument.governance.ledger.redis import PREFIX, RedisLedger
 
 NOW = 1_795_000_000.0
 

@@ -19,11 +19,11 @@ from typing import Any, Iterator
 import pytest
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.errors import PolicyViolation
-from genops_autoinstrument.ledger.base import Bucket, BudgetCheck, Figures, LedgerError, RateCheck
-from genops_autoinstrument.ledger.factory import open_ledger
-from genops_autoinstrument.ledger.redis import PREFIX, RedisLedger
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.governance.decisions import PolicyViolation
+from genops_autoinstrument.governance.ledger.base import Bucket, BudgetCheck, Figures, LedgerError, RateCheck
+from genops_autoinstrument.governance.ledger.factory import open_ledger
+from genops_autoinstrument.governance.ledger.redis import PREFIX, RedisLedger
+from genops_autoinstrument.pricing.usage import Usage
 
 NOW = 1_795_000_000.0
 TOTAL_KEY = "budget|global|*|total|total"
@@ -262,9 +262,9 @@ def test_the_whole_budget_story_through_the_governor_on_the_cluster(governed, se
 WORKER = r'''
 import json, sys, threading
 from genops_autoinstrument import config
-from genops_autoinstrument.enforcement import EnforcingGovernor
-from genops_autoinstrument.pricing import Price
-from genops_autoinstrument.recording import CallRequest
+from genops_autoinstrument.governance.enforcing import EnforcingGovernor
+from genops_autoinstrument.pricing.prices import Price
+from genops_autoinstrument.engine.call import CallRequest
 
 url, threads, calls = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 settings = config.load({"GENOPS_BUDGETS": "global=0.21/total", "GENOPS_LEDGER_URL": url,

@@ -6,7 +6,7 @@ import pickle
 import threading
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.errors import BudgetStatus, Decision, PolicyViolation, native_violation
+from genops_autoinstrument.governance.decisions import BudgetStatus, Decision, PolicyViolation, native_violation
 
 DECISION = Decision(
     result=semconv.RESULT_BLOCKED,

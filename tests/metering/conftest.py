@@ -7,9 +7,11 @@ from typing import Any, Callable
 
 import pytest
 
-from genops_autoinstrument import config, pricing
-from genops_autoinstrument.recording import CallRequest, begin_call
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument import config
+from genops_autoinstrument.pricing import prices as pricing
+from genops_autoinstrument.engine.call import CallRequest
+from genops_autoinstrument.engine.runtime import begin_call
+from genops_autoinstrument.pricing.usage import Usage
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from genops_autoinstrument import deferred
+from genops_autoinstrument.engine import deferred
 
 
 def _stuck_queue(monkeypatch: pytest.MonkeyPatch) -> tuple[deferred.DeferredQueue, threading.Event, threading.Event]:

@@ -9,10 +9,11 @@ import pytest
 
 from genops_autoinstrument import semconv
 from genops_autoinstrument.config import Settings
-from genops_autoinstrument.recording import NULL_CALL, begin_call
-from genops_autoinstrument.summary import Summary
-from genops_autoinstrument.testing import capture
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.engine.call import NULL_CALL
+from genops_autoinstrument.engine.runtime import begin_call
+from genops_autoinstrument.engine.summary import Summary
+from genops_autoinstrument.api.testing import capture
+from genops_autoinstrument.pricing.usage import Usage
 
 USAGE = Usage(input_tokens=1000, output_tokens=200)
 

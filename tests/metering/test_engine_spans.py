@@ -11,10 +11,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from genops_autoinstrument import semconv
 from genops_autoinstrument.config import Settings
-from genops_autoinstrument.pricing import price_call
-from genops_autoinstrument.recording import begin_call
-from genops_autoinstrument.testing import capture
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.pricing.prices import price_call
+from genops_autoinstrument.engine.runtime import begin_call
+from genops_autoinstrument.api.testing import capture
+from genops_autoinstrument.pricing.usage import Usage
 
 ATTRIBUTION = {semconv.GENOPS_TEAM: "search", semconv.GENOPS_CUSTOMER_ID: "acme", semconv.GENOPS_ENVIRONMENT: "prod"}
 

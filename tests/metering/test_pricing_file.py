@@ -9,9 +9,9 @@ from typing import Callable
 import pytest
 
 from genops_autoinstrument.config import ConfigError
-from genops_autoinstrument.pricing import Price, price_call
-from genops_autoinstrument.pricing_file import load_pricing_file, parse_pricing_file
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.pricing.prices import Price, price_call
+from genops_autoinstrument.config.pricing_file import load_pricing_file, parse_pricing_file
+from genops_autoinstrument.pricing.usage import Usage
 
 NEGOTIATED = """
 # Our contract with OpenAI, and the GPU box.

@@ -8,9 +8,10 @@ import pytest
 from genai_prices import Usage as GenaiUsage
 from genai_prices import calc_price
 
-from genops_autoinstrument import pricing, semconv
-from genops_autoinstrument.pricing import Price, price_call
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument import semconv
+from genops_autoinstrument.pricing import prices as pricing
+from genops_autoinstrument.pricing.prices import Price, price_call
+from genops_autoinstrument.pricing.usage import Usage
 
 
 def expected(usage: Usage, model: str, **where: str) -> float:

@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any, Collection
 
 from genops_autoinstrument import GenOpsInstrumentor
-from genops_autoinstrument.recording import CallRequest, begin_call
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.engine.call import CallRequest
+from genops_autoinstrument.engine.runtime import begin_call
+from genops_autoinstrument.pricing.usage import Usage
 
 from .package import _instruments, _watched_modules
 

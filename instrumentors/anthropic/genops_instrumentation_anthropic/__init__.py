@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any, Collection
 
 from genops_autoinstrument import GenOpsInstrumentor
-from genops_autoinstrument.recording import begin_call, internal_error
+from genops_autoinstrument.engine.runtime import begin_call
+from genops_autoinstrument.diagnostics import internal_error
 
 from . import _sdk_spans
 from ._errors import blocker

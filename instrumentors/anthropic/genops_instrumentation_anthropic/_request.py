@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.recording import CallRequest
+from genops_autoinstrument.engine.call import CallRequest
 
 # The SDK's own `gen_ai.provider.name` per client class (BaseClient._gen_ai_provider_name).
 _PLATFORM_PROVIDERS = ("aws.bedrock", "gcp.vertex_ai")

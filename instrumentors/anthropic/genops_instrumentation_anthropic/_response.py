@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from genops_autoinstrument.recording import Call
-from genops_autoinstrument.streams import StreamAccumulator
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.engine.call import Call
+from genops_autoinstrument.api.streams import StreamAccumulator
+from genops_autoinstrument.pricing.usage import Usage
 
 from ._request import get
 

@@ -14,8 +14,9 @@ import contextlib
 import contextvars
 from typing import Any, Iterator
 
-from genops_autoinstrument import recording
-from genops_autoinstrument.recording import Call
+from genops_autoinstrument.diagnostics import internal_error
+from genops_autoinstrument.engine.call import in_recorded_call
+from genops_autoinstrument.engine.call import Call
 
 MESSAGES_SPAN_NAME = "anthropic.messages.create"
 
@@ -24,7 +25,7 @@ _replacing: contextvars.ContextVar[Any] = contextvars.ContextVar("genops_anthrop
 
 def _nested_in_genops_call() -> bool:
     """True while another GenOps-recorded call is running (its span is then the GenAI span)."""
-    return recording.in_recorded_call()
+    return in_recorded_call()
 
 
 @contextlib.contextmanager
@@ -58,7 +59,7 @@ def start_api_call_span(wrapped: Any, instance: Any, args: tuple, kwargs: dict) 
 
             return NonRecordingSpan(context)
     except Exception as error:  # pragma: no cover - defensive: fall back to the SDK's own span
-        recording.internal_error("anthropic SDK span", error)
+        internal_error("anthropic SDK span", error)
     return wrapped(*args, **kwargs)
 
 

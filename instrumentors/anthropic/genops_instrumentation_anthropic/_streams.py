@@ -15,8 +15,10 @@ from typing import Any, Awaitable, Callable
 import wrapt
 
 from genops_autoinstrument import config
-from genops_autoinstrument.recording import Call, CallRequest, begin_call, internal_error
-from genops_autoinstrument.streams import RecordedAsyncStream, RecordedStream
+from genops_autoinstrument.engine.call import Call, CallRequest
+from genops_autoinstrument.engine.runtime import begin_call
+from genops_autoinstrument.diagnostics import internal_error
+from genops_autoinstrument.api.streams import RecordedAsyncStream, RecordedStream
 
 from ._response import MessageEvents, finish_message
 from ._sdk_spans import nested_in_genops_call, replacing_sdk_span

@@ -1,5 +1,5 @@
 """Shared fixtures: the real anthropic SDK against an httpx2 MockTransport serving Anthropic-shaped
-JSON and SSE bodies, the real OTel SDK through genops_autoinstrument.testing.capture."""
+JSON and SSE bodies, the real OTel SDK through genops_autoinstrument.api.testing.capture."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import httpx2
 import pytest
 
 from genops_autoinstrument import config, semconv
-from genops_autoinstrument.errors import Decision
-from genops_autoinstrument.governance import Governor, Ticket
+from genops_autoinstrument.governance.decisions import Decision
+from genops_autoinstrument.governance.governor import Governor, Ticket
 
 MODEL = "claude-sonnet-4-6"
 

@@ -11,7 +11,7 @@ from anthropic.lib.streaming import AsyncMessageStream, AsyncMessageStreamManage
 from anthropic.types import Message
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.testing import capture
+from genops_autoinstrument.api.testing import capture
 
 MODEL = "claude-sonnet-4-6"
 PROMPT = [{"role": "user", "content": "Say hello"}]

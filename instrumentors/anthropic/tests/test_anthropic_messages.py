@@ -13,10 +13,10 @@ from anthropic.types import Message, ParsedMessage
 from anthropic.types.beta import BetaMessage
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.errors import PolicyViolation
-from genops_autoinstrument.pricing import price_call
-from genops_autoinstrument.testing import capture
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.governance.decisions import PolicyViolation
+from genops_autoinstrument.pricing.prices import price_call
+from genops_autoinstrument.api.testing import capture
+from genops_autoinstrument.pricing.usage import Usage
 
 MODEL = "claude-sonnet-4-6"
 PROMPT = [{"role": "user", "content": "Say hello"}]
@@ -203,7 +203,7 @@ def test_dependencies_match_installed_sdk(instrumented):
 
 
 def test_uninstrument_restores_the_sdk(instrumented, make_client, json_server, settings):
-    from genops_autoinstrument.instrumentor import is_genops_wrapped
+    from genops_autoinstrument.api.instrumentor import is_genops_wrapped
 
     assert is_genops_wrapped(anthropic.resources.messages.Messages.__dict__["create"])
     instrumented.uninstrument()

@@ -7,10 +7,10 @@ import pytest
 from anthropic.types import Message
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.errors import PolicyViolation
-from genops_autoinstrument.pricing import price_call
-from genops_autoinstrument.testing import capture
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.governance.decisions import PolicyViolation
+from genops_autoinstrument.pricing.prices import price_call
+from genops_autoinstrument.api.testing import capture
+from genops_autoinstrument.pricing.usage import Usage
 
 BEDROCK_MODEL = "anthropic.claude-haiku-4-5-20251001-v1:0"
 VERTEX_MODEL = "claude-haiku-4-5@20251001"

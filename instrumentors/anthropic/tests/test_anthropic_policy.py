@@ -10,8 +10,8 @@ import anthropic
 import pytest
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.errors import PolicyViolation
-from genops_autoinstrument.testing import capture
+from genops_autoinstrument.governance.decisions import PolicyViolation
+from genops_autoinstrument.api.testing import capture
 
 MODEL = "claude-opus-4-1"
 PROMPT = [{"role": "user", "content": "Summarise the quarterly report"}]

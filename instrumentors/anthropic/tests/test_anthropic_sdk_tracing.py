@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.testing import capture
+from genops_autoinstrument.api.testing import capture
 
 pytest.importorskip("anthropic._tracing", reason="the SDK has its own OTel spans from anthropic 1.14")
 
@@ -150,7 +150,8 @@ def test_failed_call_with_sdk_tracing_on(make_client, settings):
 
 def test_nested_in_another_genops_call_is_recorded_once(make_client, json_server, settings):
     """A framework plugin recording the call already (NULL_CALL here): neither GenOps nor the SDK adds a span."""
-    from genops_autoinstrument.recording import CallRequest, begin_call
+    from genops_autoinstrument.engine.call import CallRequest
+    from genops_autoinstrument.engine.runtime import begin_call
 
     server = json_server(input_tokens=10, output_tokens=3)
     with capture(settings) as recorded:

@@ -21,7 +21,7 @@ def _attrs(span):
 
 
 def test_create_stream_true_full_read(make_client, sse_server, settings, one_span):
-    from genops_autoinstrument.testing import capture
+    from genops_autoinstrument.api.testing import capture
 
     client = make_client(sse_server(input_tokens=25, cache_read=1000, cache_write=50, output_tokens=15))
     with capture(settings) as recorded:
@@ -45,7 +45,7 @@ def test_create_stream_true_full_read(make_client, sse_server, settings, one_spa
 
 
 def test_create_stream_as_context_manager(make_client, sse_server, settings, one_span):
-    from genops_autoinstrument.testing import capture
+    from genops_autoinstrument.api.testing import capture
 
     client = make_client(sse_server(output_tokens=4))
     with capture(settings) as recorded:
@@ -60,7 +60,7 @@ def test_create_stream_as_context_manager(make_client, sse_server, settings, one
 
 
 def test_message_stream_helper_text_stream_and_final_message(make_client, sse_server, settings, one_span):
-    from genops_autoinstrument.testing import capture
+    from genops_autoinstrument.api.testing import capture
 
     server = sse_server(input_tokens=30, output_tokens=12)
     client = make_client(server)
@@ -83,7 +83,7 @@ def test_message_stream_helper_text_stream_and_final_message(make_client, sse_se
 
 
 def test_message_stream_get_final_text_only(make_client, sse_server, settings, one_span):
-    from genops_autoinstrument.testing import capture
+    from genops_autoinstrument.api.testing import capture
 
     client = make_client(sse_server(output_tokens=7, stop_reason="max_tokens"))
     with capture(settings) as recorded:
@@ -95,7 +95,7 @@ def test_message_stream_get_final_text_only(make_client, sse_server, settings, o
 
 
 def test_message_stream_early_exit_ends_the_call_once(make_client, sse_server, settings, one_span):
-    from genops_autoinstrument.testing import capture
+    from genops_autoinstrument.api.testing import capture
 
     client = make_client(sse_server())
     with capture(settings) as recorded:
@@ -113,7 +113,7 @@ def test_message_stream_early_exit_ends_the_call_once(make_client, sse_server, s
 
 
 def test_error_event_mid_stream_fails_the_call_and_reaches_the_app(make_client, sse_server, settings, one_span):
-    from genops_autoinstrument.testing import capture
+    from genops_autoinstrument.api.testing import capture
 
     client = make_client(sse_server(error_after=4))
     seen = []
@@ -130,7 +130,7 @@ def test_error_event_mid_stream_fails_the_call_and_reaches_the_app(make_client, 
 
 
 def test_error_mid_stream_in_stream_helper(make_client, sse_server, settings, one_span):
-    from genops_autoinstrument.testing import capture
+    from genops_autoinstrument.api.testing import capture
 
     client = make_client(sse_server(error_after=5))
     with capture(settings) as recorded:
@@ -141,7 +141,7 @@ def test_error_mid_stream_in_stream_helper(make_client, sse_server, settings, on
 
 
 def test_raw_response_of_a_stream(make_client, sse_server, settings, one_span):
-    from genops_autoinstrument.testing import capture
+    from genops_autoinstrument.api.testing import capture
 
     client = make_client(sse_server(input_tokens=9, output_tokens=3))
     with capture(settings) as recorded:
@@ -161,7 +161,7 @@ def test_raw_response_of_a_stream(make_client, sse_server, settings, one_span):
 
 def test_beta_messages_stream(make_client, sse_server, settings, one_span):
     from anthropic.lib.streaming import BetaMessageStream
-    from genops_autoinstrument.testing import capture
+    from genops_autoinstrument.api.testing import capture
 
     client = make_client(sse_server(input_tokens=11, output_tokens=6))
     with capture(settings) as recorded:
@@ -174,7 +174,7 @@ def test_beta_messages_stream(make_client, sse_server, settings, one_span):
 
 
 def test_beta_create_stream_true(make_client, sse_server, settings, one_span):
-    from genops_autoinstrument.testing import capture
+    from genops_autoinstrument.api.testing import capture
 
     client = make_client(sse_server(input_tokens=3, output_tokens=2))
     with capture(settings) as recorded:
@@ -184,7 +184,7 @@ def test_beta_create_stream_true(make_client, sse_server, settings, one_span):
 
 
 def test_streamed_content_only_on_opt_in(make_client, sse_server, settings, one_span):
-    from genops_autoinstrument.testing import capture
+    from genops_autoinstrument.api.testing import capture
 
     client = make_client(sse_server())
     with capture(dataclasses.replace(settings, capture_content=True)) as recorded:
@@ -194,7 +194,7 @@ def test_streamed_content_only_on_opt_in(make_client, sse_server, settings, one_
 
 
 def test_dropped_stream_is_ended_by_gc(make_client, sse_server, settings, one_span):
-    from genops_autoinstrument.testing import capture
+    from genops_autoinstrument.api.testing import capture
 
     client = make_client(sse_server())
     with capture(settings) as recorded:

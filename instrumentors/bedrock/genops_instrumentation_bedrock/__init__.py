@@ -12,9 +12,11 @@ from typing import Any, Collection
 from urllib.parse import urlsplit
 
 from genops_autoinstrument import GenOpsInstrumentor, semconv
-from genops_autoinstrument.errors import Decision, native_violation
-from genops_autoinstrument.recording import CallRequest, begin_call, internal_error
-from genops_autoinstrument.streams import RecordedStream
+from genops_autoinstrument.governance.decisions import Decision, native_violation
+from genops_autoinstrument.engine.call import CallRequest
+from genops_autoinstrument.engine.runtime import begin_call
+from genops_autoinstrument.diagnostics import internal_error
+from genops_autoinstrument.api.streams import RecordedStream
 
 from . import _models
 from .package import _instruments, _watched_modules

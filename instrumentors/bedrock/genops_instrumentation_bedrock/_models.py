@@ -11,7 +11,7 @@ import json
 from typing import Any, Iterator, Mapping
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.pricing.usage import Usage
 
 # Geographic / global prefixes of cross-Region inference-profile ids ("us.anthropic.claude-…").
 _VENDORS = frozenset(

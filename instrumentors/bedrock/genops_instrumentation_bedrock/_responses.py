@@ -10,8 +10,9 @@ from __future__ import annotations
 import io
 from typing import Any, Callable
 
-from genops_autoinstrument.recording import Call, internal_error
-from genops_autoinstrument.streams import StreamAccumulator
+from genops_autoinstrument.engine.call import Call
+from genops_autoinstrument.diagnostics import internal_error
+from genops_autoinstrument.api.streams import StreamAccumulator
 
 from ._models import BodyFacts, Tally, parse_json
 

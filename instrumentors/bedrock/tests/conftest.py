@@ -14,8 +14,8 @@ from typing import Any, Callable
 import pytest
 
 from genops_autoinstrument import config
-from genops_autoinstrument.errors import Decision
-from genops_autoinstrument.governance import Governor, Ticket
+from genops_autoinstrument.governance.decisions import Decision
+from genops_autoinstrument.governance.governor import Governor, Ticket
 
 REGION = "us-east-1"
 

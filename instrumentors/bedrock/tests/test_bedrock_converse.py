@@ -10,7 +10,7 @@ from botocore.eventstream import EventStream
 from botocore.exceptions import ClientError, EventStreamError
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.testing import capture
+from genops_autoinstrument.api.testing import capture
 
 MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
 

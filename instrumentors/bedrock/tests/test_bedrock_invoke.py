@@ -9,7 +9,7 @@ import pytest
 from botocore.response import StreamingBody
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.testing import capture
+from genops_autoinstrument.api.testing import capture
 
 CLAUDE = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
 HEADERS = {"X-Amzn-Bedrock-Input-Token-Count": "31", "X-Amzn-Bedrock-Output-Token-Count": "12", "X-Amzn-Bedrock-Invocation-Latency": "388"}

@@ -10,7 +10,7 @@ from botocore.eventstream import EventStream
 from botocore.exceptions import EventStreamError
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.testing import capture
+from genops_autoinstrument.api.testing import capture
 
 CLAUDE = "global.anthropic.claude-haiku-4-5-20251001-v1:0"
 CLAUDE_REQUEST = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 200, "messages": [{"role": "user", "content": "Hi"}]}

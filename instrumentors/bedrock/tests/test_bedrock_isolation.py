@@ -15,9 +15,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.errors import Decision, PolicyViolation
-from genops_autoinstrument.instrumentor import is_genops_wrapped
-from genops_autoinstrument.testing import capture
+from genops_autoinstrument.governance.decisions import Decision, PolicyViolation
+from genops_autoinstrument.api.instrumentor import is_genops_wrapped
+from genops_autoinstrument.api.testing import capture
 
 MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "Hello"}]}]
@@ -208,8 +208,8 @@ def test_bedrock_claude_pricing():
     from genai_prices import Usage as PricesUsage
     from genai_prices import calc_price
 
-    from genops_autoinstrument.pricing import price_call
-    from genops_autoinstrument.usage import Usage
+    from genops_autoinstrument.pricing.prices import price_call
+    from genops_autoinstrument.pricing.usage import Usage
 
     usage = Usage(input_tokens=1_000_000, output_tokens=100_000)
     expected = calc_price(PricesUsage(input_tokens=1_000_000, output_tokens=100_000), MODEL, provider_id="aws")

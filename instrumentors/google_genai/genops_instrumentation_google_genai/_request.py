@@ -10,7 +10,7 @@ from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.recording import CallRequest
+from genops_autoinstrument.engine.call import CallRequest
 
 PROVIDER_GEMINI_API = "gcp.gen_ai"
 PROVIDER_VERTEX_AI = "gcp.vertex_ai"

@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-from genops_autoinstrument.recording import Call
-from genops_autoinstrument.streams import StreamAccumulator
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.engine.call import Call
+from genops_autoinstrument.api.streams import StreamAccumulator
+from genops_autoinstrument.pricing.usage import Usage
 
 from ._request import field, iter_texts
 

@@ -12,9 +12,11 @@ import contextvars
 from typing import Any
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.errors import Decision, PolicyViolation, native_violation
-from genops_autoinstrument.recording import NULL_CALL, Call, begin_call, internal_error
-from genops_autoinstrument.streams import RecordedAsyncStream, RecordedStream
+from genops_autoinstrument.governance.decisions import Decision, PolicyViolation, native_violation
+from genops_autoinstrument.engine.call import NULL_CALL, Call
+from genops_autoinstrument.engine.runtime import begin_call
+from genops_autoinstrument.diagnostics import internal_error
+from genops_autoinstrument.api.streams import RecordedAsyncStream, RecordedStream
 
 from ._request import build_request, field
 from ._response import (

@@ -14,8 +14,8 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from genops_autoinstrument import config
-from genops_autoinstrument.errors import Decision
-from genops_autoinstrument.governance import Governor, Ticket
+from genops_autoinstrument.governance.decisions import Decision
+from genops_autoinstrument.governance.governor import Governor, Ticket
 
 MODEL_VERSION = "gemini-2.5-flash-preview-05-20"
 RESPONSE_ID = "5dQwaPqgLq6Gz7IPh8u3kAg"

@@ -8,8 +8,8 @@ import gc
 import pytest
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.errors import PolicyViolation
-from genops_autoinstrument.testing import capture
+from genops_autoinstrument.governance.decisions import PolicyViolation
+from genops_autoinstrument.api.testing import capture
 
 
 def run(coroutine):

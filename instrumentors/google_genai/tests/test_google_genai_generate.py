@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.testing import capture
+from genops_autoinstrument.api.testing import capture
 
 
 def test_generate_content_records_exact_usage_and_response(client, server, settings, gemini):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.testing import capture
+from genops_autoinstrument.api.testing import capture
 
 REPO = Path(__file__).resolve().parents[3]
 SERVER = REPO / "examples" / "local_provider" / "server.py"

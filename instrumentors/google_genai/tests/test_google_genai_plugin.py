@@ -9,7 +9,7 @@ import textwrap
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from genops_autoinstrument.instrumentor import is_genops_wrapped
+from genops_autoinstrument.api.instrumentor import is_genops_wrapped
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genops_autoinstrument.testing import capture
+from genops_autoinstrument.api.testing import capture
 
 
 def _boom(*args, **kwargs):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from genops_autoinstrument.errors import Decision, native_violation
+from genops_autoinstrument.governance.decisions import Decision, native_violation
 
 
 def _http_module() -> Any:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, Iterable, Iterator
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.recording import CallRequest
+from genops_autoinstrument.engine.call import CallRequest
 
 # Hosts of OpenAI-compatible services, mapped to their gen_ai.provider.name.
 _KNOWN_HOSTS = {

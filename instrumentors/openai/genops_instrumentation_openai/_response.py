@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from genops_autoinstrument.recording import Call
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.engine.call import Call
+from genops_autoinstrument.pricing.usage import Usage
 
 from ._request import get, is_mapping
 

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from genops_autoinstrument import config
-from genops_autoinstrument.recording import Call, CallRequest, begin_call, internal_error
-from genops_autoinstrument.streams import RecordedAsyncStream, RecordedStream, StreamAccumulator
+from genops_autoinstrument.engine.call import Call, CallRequest
+from genops_autoinstrument.engine.runtime import begin_call
+from genops_autoinstrument.diagnostics import internal_error
+from genops_autoinstrument.api.streams import RecordedAsyncStream, RecordedStream, StreamAccumulator
 
 from . import _request, _response
 from ._errors import block_factory

@@ -15,9 +15,9 @@ import openai
 import pytest
 
 from genops_autoinstrument import config
-from genops_autoinstrument.errors import Decision
-from genops_autoinstrument.governance import Governor, Ticket
-from genops_autoinstrument.testing import capture
+from genops_autoinstrument.governance.decisions import Decision
+from genops_autoinstrument.governance.governor import Governor, Ticket
+from genops_autoinstrument.api.testing import capture
 from genops_instrumentation_openai import OpenAIInstrumentor
 
 API_KEY = "sk-test-DO-NOT-RECORD-1234567890"

@@ -11,8 +11,8 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from genops_autoinstrument import PolicyViolation, semconv
-from genops_autoinstrument.errors import BudgetStatus, Decision
-from genops_autoinstrument.testing import capture
+from genops_autoinstrument.governance.decisions import BudgetStatus, Decision
+from genops_autoinstrument.api.testing import capture
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 

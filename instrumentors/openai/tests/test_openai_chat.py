@@ -12,7 +12,7 @@ from openai.types.chat.parsed_chat_completion import ParsedChatCompletion
 from opentelemetry.trace import SpanKind, StatusCode
 
 from genops_autoinstrument import config, semconv
-from genops_autoinstrument.testing import capture
+from genops_autoinstrument.api.testing import capture
 
 MESSAGES = [
     {"role": "system", "content": "You are terse."},

@@ -12,7 +12,7 @@ from openai.lib.streaming.chat import ChatCompletionStream
 from opentelemetry.trace import StatusCode
 
 from genops_autoinstrument import config, semconv
-from genops_autoinstrument.testing import capture
+from genops_autoinstrument.api.testing import capture
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 

@@ -21,8 +21,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from genops_autoinstrument import config, semconv
-from genops_autoinstrument.deferred import deferred_queue
-from genops_autoinstrument.testing import capture
+from genops_autoinstrument.engine.deferred import deferred_queue
+from genops_autoinstrument.api.testing import capture
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 
@@ -146,8 +146,9 @@ def test_a_failure_is_recorded_as_it_was_when_the_call_failed(rec, server, h):
 
 def test_the_plugin_s_lists_are_copied_when_the_call_ends(rec):
     """Completed later, a call still records the finish reasons and attributes it was given."""
-    from genops_autoinstrument.recording import CallRequest, begin_call
-    from genops_autoinstrument.usage import Usage
+    from genops_autoinstrument.engine.call import CallRequest
+    from genops_autoinstrument.engine.runtime import begin_call
+    from genops_autoinstrument.pricing.usage import Usage
 
     reasons, extra = ["stop"], {"openai.response.service_tier": "default"}
     with deferred_queue._busy:
@@ -180,7 +181,8 @@ def test_a_provider_without_the_flusher_gets_its_spans_ended_during_the_call(ins
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from genops_autoinstrument.engine import Engine, set_engine
+    from genops_autoinstrument.engine.engine import Engine
+    from genops_autoinstrument.engine.runtime import set_engine
 
     server.json("/v1/chat/completions", h.chat_completion())
     exporter = InMemorySpanExporter()
@@ -333,7 +335,8 @@ def test_engine_without_deferred_metrics_records_on_the_calling_thread(instrumen
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from genops_autoinstrument.engine import Engine, set_engine
+    from genops_autoinstrument.engine.engine import Engine
+    from genops_autoinstrument.engine.runtime import set_engine
 
     server.json("/v1/chat/completions", h.chat_completion())
     client = server.client()

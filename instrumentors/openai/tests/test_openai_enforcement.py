@@ -6,10 +6,10 @@ import openai
 import pytest
 
 from genops_autoinstrument import PolicyViolation, config, semconv
-from genops_autoinstrument.enforcement import EnforcingGovernor
-from genops_autoinstrument.pricing import price_call
-from genops_autoinstrument.testing import capture
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.governance.enforcing import EnforcingGovernor
+from genops_autoinstrument.pricing.prices import price_call
+from genops_autoinstrument.api.testing import capture
+from genops_autoinstrument.pricing.usage import Usage
 
 USAGE = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17, "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}
 

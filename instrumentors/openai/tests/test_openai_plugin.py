@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 
 import openai
 
-from genops_autoinstrument.instrumentor import is_genops_wrapped
+from genops_autoinstrument.api.instrumentor import is_genops_wrapped
 from genops_instrumentation_openai import OpenAIInstrumentor
 
 

@@ -9,8 +9,8 @@ from genai_prices import Usage as PricesUsage
 from genai_prices import calc_price
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.pricing import price_call
-from genops_autoinstrument.usage import Usage
+from genops_autoinstrument.pricing.prices import price_call
+from genops_autoinstrument.pricing.usage import Usage
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 
@@ -52,7 +52,7 @@ def test_azure_v1_base_url_with_plain_client(rec, server, h):
 )
 def test_compatible_servers(rec, server, h, monkeypatch, base_url, provider, address, port):
     seen = []
-    from genops_autoinstrument import engine
+    from genops_autoinstrument.engine import engine
 
     monkeypatch.setattr(engine, "price_call", lambda *args, **kwargs: seen.append(args) or price_call(*args, **kwargs))
     path = httpx.URL(base_url).path.rstrip("/") + "/chat/completions"
@@ -68,7 +68,7 @@ def test_compatible_servers(rec, server, h, monkeypatch, base_url, provider, add
 
 def test_credentials_in_base_url_are_not_recorded(rec, server, h, monkeypatch):
     seen = []
-    from genops_autoinstrument import engine
+    from genops_autoinstrument.engine import engine
 
     monkeypatch.setattr(engine, "price_call", lambda *args, **kwargs: seen.append(args) or price_call(*args, **kwargs))
     server.json("/v1/chat/completions", h.chat_completion())

@@ -10,7 +10,7 @@ from openai import AsyncStream, Stream
 from openai.types.responses import ParsedResponse, Response
 
 from genops_autoinstrument import config, semconv
-from genops_autoinstrument.testing import capture
+from genops_autoinstrument.api.testing import capture
 
 RESP_ID = "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b"
 MSG_ID = "msg_67ccd2bf17f0819081ff3bb2cf6508e60bb6a6b452d3795b"

@@ -1,0 +1,1 @@
+"""The call lifecycle: recording one call, attribution, metrics, deferred completion, telemetry set-up."""

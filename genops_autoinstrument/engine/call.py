@@ -1,0 +1,163 @@
+"""The call-recording API: what every plugin uses around one provider call.
+
+A plugin describes the request (:class:`CallRequest`), calls
+:func:`~genops_autoinstrument.engine.runtime.begin_call`, runs the SDK call
+with the returned :class:`Call` active, and reports the response with :meth:`Call.finish` or the
+error with :meth:`Call.fail`. The engine does everything else, once, for every provider: the
+policy decision and budget reservation before the call (which may raise the plugin's native
+policy error), the span, attribution, pricing, metrics, budget reconciliation and the summary.
+
+Usage in a plugin::
+
+    call = begin_call(request, block=to_native_error)
+    with call:                      # span current; an exception ends it as an error and re-raises
+        response = wrapped(*args, **kwargs)
+    call.finish(response_model=..., response_id=..., finish_reasons=..., usage=Usage(...))
+
+Every method is safe: an internal failure is logged once and the call goes ahead unrecorded.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from genops_autoinstrument.diagnostics import internal_error
+from genops_autoinstrument.pricing.usage import Usage
+
+__all__ = ["CallRequest", "Call", "NULL_CALL", "in_recorded_call"]
+
+
+@dataclass
+class CallRequest:
+    """What a plugin knows about one call before it is sent.
+
+    ``prompt_text`` and ``input_messages`` are callables so that nothing is serialised unless a
+    policy or content capture needs it.
+    """
+
+    provider: str  # gen_ai.provider.name: "openai", "anthropic", "aws.bedrock", "gcp.gen_ai", …
+    operation: str  # gen_ai.operation.name: "chat", "text_completion", "embeddings", …
+    request_model: str | None
+    server_address: str | None = None
+    server_port: int | None = None
+    api_base_url: str | None = None  # used to find the price list of OpenAI-compatible servers
+    parameters: Mapping[str, Any] = field(default_factory=dict)  # semconv gen_ai.request.* attributes
+    max_output_tokens: int | None = None  # for the budget reservation estimate
+    streaming: bool = False
+    prompt_text: Callable[[], Iterable[str]] | None = None  # the outgoing text, for content rules and estimates
+    input_messages: Callable[[], Any] | None = None  # JSON-able messages, recorded only on opt-in
+
+
+# Set while a GenOps-recorded call runs, so that a nested instrumented call (an SDK calling itself,
+# a framework on a provider, two plugins for one library) is recorded once, by the outermost.
+_active: contextvars.ContextVar[bool] = contextvars.ContextVar("genops_call_active", default=False)
+
+
+class Call:
+    """One recorded provider call. Ends exactly once, whichever of finish/fail/close comes first."""
+
+    __slots__ = ("_request", "_engine", "_span", "_attribution", "_ticket", "_start", "_ended", "_token", "_context_token")
+
+    def __init__(self, request: CallRequest, engine: Any, span: Any, attribution: Mapping[str, str], ticket: Any, start: float) -> None:
+        self._request = request
+        self._engine = engine
+        self._span = span
+        self._attribution = attribution
+        self._ticket = ticket
+        self._start = start
+        self._ended = False
+        self._token: Any = None
+        self._context_token: Any = None
+
+    @property
+    def request(self) -> CallRequest:
+        return self._request
+
+    @property
+    def span(self) -> Any:
+        """The call's span (for plugins that add provider-specific attributes)."""
+        return self._span
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def __enter__(self) -> "Call":
+        try:
+            self._token = _active.set(True)
+            self._context_token = self._engine.attach(self._span)
+        except Exception as error:  # pragma: no cover - defensive
+            internal_error("Call.__enter__", error)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        try:
+            if self._context_token is not None:
+                self._engine.detach(self._context_token)
+                self._context_token = None
+            if self._token is not None:
+                _active.reset(self._token)
+                self._token = None
+        except Exception as error:  # pragma: no cover - defensive
+            internal_error("Call.__exit__", error)
+        if exc is not None:
+            self.fail(exc)
+
+    def finish(
+        self,
+        *,
+        response_model: str | None = None,
+        response_id: str | None = None,
+        finish_reasons: Sequence[str] | None = None,
+        usage: Usage | None = None,
+        output_messages: Callable[[], Any] | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record the response: tokens, cost, budget reconciliation; end the span."""
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            self._engine.finish(self, response_model, response_id, finish_reasons, usage, output_messages, attributes)
+        except Exception as error:
+            internal_error("Call.finish", error)
+
+    def fail(self, error: BaseException) -> None:
+        """Record an SDK error (or cancellation): error.type, ERROR status, reservation released."""
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            self._engine.fail(self, error)
+        except Exception as internal:
+            internal_error("Call.fail", internal)
+
+
+class _NullCall(Call):
+    """Stands in when nothing must be recorded (nested call, suppressed, or an internal failure)."""
+
+    def __init__(self) -> None:  # noqa: D107 - shares no state
+        self._ended = True
+        self._span = None
+
+    def __enter__(self) -> "Call":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def finish(self, **kwargs: Any) -> None:  # type: ignore[override]
+        return None
+
+    def fail(self, error: BaseException) -> None:
+        return None
+
+
+NULL_CALL: Call = _NullCall()
+
+
+def in_recorded_call() -> bool:
+    """True inside a call GenOps is recording (plugins use it to leave nested SDK work alone)."""
+    return _active.get()

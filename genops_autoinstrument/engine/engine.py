@@ -1,0 +1,443 @@
+"""The governance telemetry engine behind :mod:`genops_autoinstrument.engine.call`.
+
+One engine per process. It turns a plugin's :class:`CallRequest` and response facts into the span,
+the metrics, the cost and the budget reconciliation, and asks the governor for a decision first.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+from genops_autoinstrument import config, semconv
+from genops_autoinstrument.engine.deferred import FLUSH_SECONDS, completes_queued_spans, deferred_queue, flush_before_collection, run_job
+from genops_autoinstrument.governance.decisions import Decision
+from genops_autoinstrument.governance.governor import Governor, Ticket, build_governor
+from genops_autoinstrument.pricing.prices import price_call
+from genops_autoinstrument.engine.call import Call, CallRequest
+from genops_autoinstrument.pricing.usage import Usage
+
+_BAGGAGE_KEYS = frozenset(semconv.ATTRIBUTION_KEYS)
+_NO_TICKET = Ticket()  # what an inactive governor would return; read-only, shared by every call
+_perf_counter = time.perf_counter
+_time_ns = time.time_ns
+_DIMENSION_CACHE_SIZE = 512
+
+
+class Engine:
+    """Records calls into OpenTelemetry; built lazily from the process settings.
+
+    The span starts on the application's thread (it must be current during the SDK call). Unless
+    ``defer=False``, the rest goes to :data:`~genops_autoinstrument.engine.deferred.deferred_queue`: the
+    metrics always, and the span's completion (pricing, response attributes, the end, with the
+    call's end time) when no budget or rule is in force (a reconciliation must be done before the
+    next decision) and the tracer provider completes queued spans before exporting (see
+    :func:`~genops_autoinstrument.engine.deferred.add_span_queue_flusher`). Values, dimensions, context
+    and timestamps are the same either way.
+    """
+
+    def __init__(
+        self,
+        settings: config.Settings | None = None,
+        governor: Governor | None = None,
+        *,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        defer: bool = True,
+    ) -> None:
+        from opentelemetry import baggage, context, trace
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        from genops_autoinstrument.engine import telemetry
+
+        self.settings = settings or config.current()
+        self.governor = governor or build_governor(self.settings)
+        self._trace = trace
+        self._context = context
+        self._get_context = context.get_current
+        self._baggage = baggage
+        self._baggage_key = getattr(baggage, "_BAGGAGE_KEY", None)  # the context key baggage lives under
+        self._kind = SpanKind.CLIENT
+        self._status_cls = Status
+        self._error_code = StatusCode.ERROR
+        tracer_provider = tracer_provider if tracer_provider is not None else telemetry.tracer_provider()
+        self._tracer = telemetry.tracer(tracer_provider)
+        meter = telemetry.meter(meter_provider)
+        bind_meter = getattr(self.governor, "bind_meter", None)
+        if bind_meter is not None:  # the governor's own instruments (genops.ledger.failures) in the same meter
+            bind_meter(meter)
+        self._cost = meter.create_counter(semconv.METRIC_COST, unit="USD", description="Cost of GenAI calls in USD")
+        self._unpriced = meter.create_counter(semconv.METRIC_UNPRICED_CALLS, unit="{call}", description="GenAI calls that could not be priced")
+        self._decisions = meter.create_counter(semconv.METRIC_POLICY_DECISIONS, unit="{decision}", description="GenOps policy decisions")
+        self._tokens = meter.create_histogram(
+            semconv.METRIC_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used",
+            explicit_bucket_boundaries_advisory=[1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864],
+        )
+        self._duration = meter.create_histogram(
+            semconv.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration",
+            explicit_bucket_boundaries_advisory=[0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92],
+        )
+        self._env_attribution = dict(self.settings.attribution)
+        self._customer_dimension = self.settings.metrics_customer_dimension
+        self._capture_content = self.settings.capture_content
+        self._pricing_file = self.settings.pricing_file
+        self._dimension_cache: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
+        self._submit: Callable[..., None] = _run_now
+        self._defer_completion = False  # True: span completion goes to the deferred queue too
+        if defer:
+            try:
+                # Flushes the queue at the start of every collection of this meter's readers.
+                meter.create_observable_gauge(_FLUSH_INSTRUMENT, callbacks=[flush_before_collection], description="GenOps internal: observes nothing")
+                self._submit = deferred_queue.submit
+                self._defer_completion = completes_queued_spans(tracer_provider)
+                deferred_queue.start()
+            except Exception as error:  # a meter without observable instruments: record inline
+                from genops_autoinstrument.diagnostics import internal_error
+
+                internal_error("deferred metrics", error)
+        self._summary = None
+        if self.settings.summary:
+            from genops_autoinstrument.engine.summary import Summary
+
+            self._summary = Summary.install()
+
+    # --- attribution ---------------------------------------------------------------------------
+    def attribution(self) -> Mapping[str, str]:
+        """Environment attribution, overridden by W3C baggage entries with the same ``genops.*`` keys."""
+        context = self._get_context()
+        if self._baggage_key is not None and self._baggage_key not in context:
+            return self._env_attribution  # no baggage at all (the common case): nothing to merge
+        entries = self._baggage.get_all(context)
+        if not entries:
+            return self._env_attribution
+        merged = dict(self._env_attribution)
+        for key, value in entries.items():
+            if key in _BAGGAGE_KEYS and isinstance(value, str) and value:
+                merged[key] = value
+        return merged
+
+    def _attribution_dimensions(self, attribution: Mapping[str, str]) -> Mapping[str, str]:
+        """Attribution as metric dimensions: without the customer when GENOPS_METRICS_CUSTOMER_DIMENSION=false."""
+        if self._customer_dimension or semconv.GENOPS_CUSTOMER_ID not in attribution:
+            return attribution
+        return {key: value for key, value in attribution.items() if key != semconv.GENOPS_CUSTOMER_ID}
+
+    def _cached_dimensions(self, shape: tuple[str, str, str | None, str | None], attribution: Mapping[str, str], model: str | None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """(dimensions, with token type input, with token type output), built once per distinct
+        call shape (see :func:`_shape`). The dicts are shared: never mutated once built."""
+        key = (shape, model, None if attribution is self._env_attribution else tuple(attribution.items()))
+        cached = self._dimension_cache.get(key)
+        if cached is not None:
+            return cached
+        operation, provider, request_model, server_address = shape
+        dims: dict[str, Any] = {
+            semconv.GEN_AI_OPERATION_NAME: operation,
+            semconv.GEN_AI_PROVIDER_NAME: provider,
+        }
+        if model:
+            dims[semconv.GEN_AI_RESPONSE_MODEL] = model
+        if request_model:
+            dims[semconv.GEN_AI_REQUEST_MODEL] = request_model
+        if server_address:
+            dims[semconv.SERVER_ADDRESS] = server_address
+        dims.update(self._attribution_dimensions(attribution))
+        cached = (
+            dims,
+            {**dims, semconv.GEN_AI_TOKEN_TYPE: semconv.TOKEN_TYPE_INPUT},
+            {**dims, semconv.GEN_AI_TOKEN_TYPE: semconv.TOKEN_TYPE_OUTPUT},
+        )
+        if len(self._dimension_cache) >= _DIMENSION_CACHE_SIZE:
+            self._dimension_cache.clear()  # many distinct attributions (baggage): stay bounded
+        self._dimension_cache[key] = cached
+        return cached
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def begin(self, request: CallRequest, start: float) -> tuple[Call, Decision | None]:
+        attribution = self.attribution()
+        governed = self.governor.active
+        ticket = self.governor.decide(request, attribution) if governed else _NO_TICKET
+        attributes: dict[str, Any] = {
+            semconv.GEN_AI_OPERATION_NAME: request.operation,
+            semconv.GEN_AI_PROVIDER_NAME: request.provider,
+            semconv.GENOPS_SPEC_VERSION_ATTR: semconv.GENOPS_SPEC_VERSION,
+        }
+        if request.request_model:
+            attributes[semconv.GEN_AI_REQUEST_MODEL] = request.request_model
+        if request.server_address:
+            attributes[semconv.SERVER_ADDRESS] = request.server_address
+        if request.server_port:
+            attributes[semconv.SERVER_PORT] = request.server_port
+        if request.streaming:
+            attributes[semconv.GEN_AI_REQUEST_STREAM] = True
+        for key, value in request.parameters.items():
+            if value is not None:
+                attributes[key] = value
+        attributes.update(attribution)
+        if ticket.attributes:
+            attributes.update(ticket.attributes)
+        if self._capture_content and request.input_messages is not None:
+            content = _content(request.input_messages)
+            if content is not None:
+                attributes[semconv.GEN_AI_INPUT_MESSAGES] = content
+        name = f"{request.operation} {request.request_model}" if request.request_model else request.operation
+        span = self._tracer.start_span(name, kind=self._kind, attributes=attributes)
+        for event_name, event_attributes in ticket.events:
+            span.add_event(event_name, event_attributes)
+        call = Call(request, self, span, attribution, ticket, start)
+        if not governed:
+            return call, None  # nothing decided, nothing can block
+        decision = ticket.decision
+        self._submit(self._record_decision, decision, request.provider, attribution, self._get_context())
+        if decision.blocks:
+            call._ended = True
+            self._end_blocked(call, decision)
+        return call, decision
+
+    def _record_decision(self, decision: Decision, provider: str, attribution: Mapping[str, str], context: Any) -> None:
+        dims = {
+            semconv.GENOPS_POLICY_RESULT: decision.result,
+            semconv.GEN_AI_PROVIDER_NAME: provider,
+        }
+        if decision.policy_name:
+            dims[semconv.GENOPS_POLICY_NAME] = decision.policy_name
+        if decision.reason_code:
+            dims[semconv.GENOPS_POLICY_REASON_CODE] = decision.reason_code
+        dims.update(self._attribution_dimensions(attribution))
+        self._decisions.add(1, dims, context)
+
+    def _end_blocked(self, call: Call, decision: Decision) -> None:
+        span = call._span
+        span.set_attribute(semconv.ERROR_TYPE, decision.reason_code or "PolicyViolation")
+        span.set_status(self._status_cls(self._error_code, decision.message or "blocked by GenOps policy"))
+        self._settle(call, None, ran=False)
+        span.end()
+
+    def attach(self, span: Any) -> Any:
+        return self._context.attach(self._trace.set_span_in_context(span))
+
+    def detach(self, token: Any) -> None:
+        self._context.detach(token)
+
+    def flush(self, timeout: float = FLUSH_SECONDS) -> bool:
+        """Wait until every call finished so far has its span ended and its metrics recorded."""
+        return deferred_queue.flush(timeout)
+
+    def finish(
+        self,
+        call: Call,
+        response_model: str | None,
+        response_id: str | None,
+        finish_reasons: Sequence[str] | None,
+        usage: Usage | None,
+        output_messages: Any,
+        extra: Mapping[str, Any] | None,
+    ) -> None:
+        end_time = _time_ns()
+        duration = _perf_counter() - call._start
+        content = None
+        if self._capture_content and output_messages is not None:
+            content = _content(output_messages)  # now: the application may change the response later
+        if finish_reasons:
+            finish_reasons = list(finish_reasons)  # the plugin's own list may change after the call
+        if extra:
+            extra = dict(extra)
+        request = call._request
+        facts = (_shape(request), request.api_base_url, call._attribution, response_model, response_id, finish_reasons, usage, content, extra, duration, end_time, self._get_context())
+        self._dispatch(self._complete, call, facts)
+
+    def _dispatch(self, complete: Callable[..., None], call: Call, facts: tuple[Any, ...]) -> None:
+        """Run ``complete(span, governed_call, *facts)`` now or queue it. With a governor in force it
+        runs now, with the call (its budget is reconciled before the next decision); otherwise it is
+        queued, in order with every other completion, when the tracer provider completes queued spans."""
+        if self.governor.active:
+            complete(call._span, call, *facts)
+        elif self._defer_completion:
+            self._submit(complete, call._span, None, *facts)
+        else:
+            complete(call._span, None, *facts)
+
+    def _complete(
+        self,
+        span: Any,
+        governed_call: Call | None,
+        shape: tuple[str, str, str | None, str | None],
+        api_base_url: str | None,
+        attribution: Mapping[str, str],
+        response_model: str | None,
+        response_id: str | None,
+        finish_reasons: Sequence[str] | None,
+        usage: Usage | None,
+        content: str | None,
+        extra: Mapping[str, Any] | None,
+        duration: float,
+        end_time: int,
+        context: Any,
+    ) -> None:
+        """Price the call, set the response attributes, reconcile ``governed_call``'s budget, end
+        the span at ``end_time`` and queue the metrics (on the application's thread or deferred)."""
+        _, provider, request_model, _ = shape
+        model = response_model or request_model
+        attributes: dict[str, Any] = {}
+        if response_model:
+            attributes[semconv.GEN_AI_RESPONSE_MODEL] = response_model
+        if response_id:
+            attributes[semconv.GEN_AI_RESPONSE_ID] = response_id
+        if finish_reasons:
+            attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = finish_reasons
+        input_tokens = output_tokens = None
+        if usage is not None:
+            input_tokens = usage.input_tokens
+            output_tokens = usage.output_tokens
+            if input_tokens is not None:
+                attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+            if output_tokens is not None:
+                attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
+            if usage.cache_read_tokens is not None:
+                attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
+            if usage.cache_write_tokens is not None:
+                attributes[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens
+            if usage.reasoning_tokens is not None:
+                attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
+        price = price_call(provider, model, usage, api_base_url, pricing_file=self._pricing_file, at_ns=end_time)
+        total = price.total
+        if total is not None:
+            attributes[semconv.GENOPS_COST_TOTAL] = total
+            attributes[semconv.GENOPS_COST_CURRENCY] = "USD"
+            attributes[semconv.GENOPS_COST_STATUS] = semconv.COST_STATUS_PRICED
+            if price.source:
+                attributes[semconv.GENOPS_COST_SOURCE] = price.source
+        else:
+            attributes[semconv.GENOPS_COST_STATUS] = semconv.COST_STATUS_UNPRICED
+            attributes[semconv.GENOPS_COST_UNPRICED_REASON] = price.unpriced_reason or semconv.UNPRICED_UNKNOWN_MODEL
+        attributes[semconv.GENOPS_COST_PROVIDER] = provider
+        if model:
+            attributes[semconv.GENOPS_COST_MODEL] = model
+        if content is not None:
+            attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = content
+        if extra:
+            attributes.update(extra)
+        self._submit(self._record_finished, shape, attribution, response_model, input_tokens, output_tokens, total, duration, context)
+        span.set_attributes(attributes)
+        if governed_call is not None:
+            self._settle(governed_call, total, ran=True)
+            span.end()  # on the application's thread, after the reconciliation's events
+        else:
+            span.end(end_time=end_time)
+        if self._summary is not None:
+            self._summary.add(provider, model, attribution, usage, total)
+
+    def _record_finished(
+        self,
+        shape: tuple[str, str, str | None, str | None],
+        attribution: Mapping[str, str],
+        response_model: str | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cost: float | None,
+        duration: float,
+        context: Any,
+    ) -> None:
+        dims, input_dims, output_dims = self._cached_dimensions(shape, attribution, response_model)
+        if input_tokens is not None:
+            self._tokens.record(input_tokens, input_dims, context)
+        if output_tokens is not None:
+            self._tokens.record(output_tokens, output_dims, context)
+        if cost is not None:
+            self._cost.add(cost, dims, context)
+        else:
+            self._unpriced.add(1, dims, context)
+        self._duration.record(duration, dims, context)
+
+    def fail(self, call: Call, error: BaseException) -> None:
+        end_time = _time_ns()
+        duration = _perf_counter() - call._start
+        span = call._span
+        # The exception is read now, as it is at the failure: the application may change it (notes,
+        # args) once it propagates, and its traceback would keep every frame's locals alive.
+        if isinstance(error, Exception):
+            span.record_exception(error, timestamp=end_time)
+        facts = (_shape(call._request), call._attribution, _error_type(error), str(error)[:256], duration, end_time, self._get_context())
+        self._dispatch(self._complete_failed, call, facts)
+
+    def _complete_failed(
+        self,
+        span: Any,
+        governed_call: Call | None,
+        shape: tuple[str, str, str | None, str | None],
+        attribution: Mapping[str, str],
+        error_type: str,
+        message: str,
+        duration: float,
+        end_time: int,
+        context: Any,
+    ) -> None:
+        """Mark the span failed (error.type, ERROR status), release ``governed_call``'s
+        reservation, end the span and queue the metric."""
+        span.set_attribute(semconv.ERROR_TYPE, error_type)
+        span.set_status(self._status_cls(self._error_code, message))
+        self._submit(self._record_failed, shape, attribution, error_type, duration, context)
+        if governed_call is not None:
+            self._settle(governed_call, None, ran=False)
+            span.end()  # after the release's events
+        else:
+            span.end(end_time=end_time)
+        if self._summary is not None:
+            self._summary.add(shape[1], shape[2], attribution, None, None, failed=True)
+
+    def _record_failed(self, shape: tuple[str, str, str | None, str | None], attribution: Mapping[str, str], error_type: str, duration: float, context: Any) -> None:
+        dims = {**self._cached_dimensions(shape, attribution, None)[0], semconv.ERROR_TYPE: error_type}
+        self._duration.record(duration, dims, context)
+
+    def _settle(self, call: Call, cost: float | None, ran: bool) -> None:
+        if not self.governor.active:
+            return
+        settlement = self.governor.settle(call._ticket, cost, ran)
+        if settlement is None:
+            return
+        span = call._span
+        if settlement.attributes:
+            span.set_attributes(settlement.attributes)
+        for event_name, event_attributes in settlement.events:
+            span.add_event(event_name, event_attributes)
+
+
+_FLUSH_INSTRUMENT = "genops.internal.metric_flush"
+
+
+def _shape(request: CallRequest) -> tuple[str, str, str | None, str | None]:
+    """What the metric dimensions need from a request; queued instead of the request itself, so a
+    queued record never keeps the application's prompt (captured by ``prompt_text``) alive."""
+    return (request.operation, request.provider, request.request_model, request.server_address)
+
+
+def _run_now(job: Callable[..., None], *args: Any) -> None:
+    """The engine's ``_submit`` when nothing is deferred: run on the calling thread."""
+    run_job(job, args)
+
+
+def _error_type(error: BaseException) -> str:
+    cls = type(error)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _content(produce: Any) -> str | None:
+    """Serialise plugin-provided content; a failing callback costs the content, never the span."""
+    try:
+        return _to_json(produce())
+    except Exception as error:
+        from genops_autoinstrument.diagnostics import internal_error
+
+        internal_error("content capture", error)
+        return None
+
+
+def _to_json(value: Any) -> str:
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False)
+    except Exception:
+        return str(value)

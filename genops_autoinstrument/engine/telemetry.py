@@ -1,0 +1,368 @@
+"""OpenTelemetry SDK setup from the standard ``OTEL_*`` variables, done lazily and at most once.
+
+Nothing here runs at startup: the SDK is configured on the first recorded call, so a program that
+never calls a model pays nothing, and an application that configured its own providers by then
+keeps them (GenOps then records into the application's providers). Exporting never blocks the
+application: spans and metrics are batched in the background, and exit-time flushing is bounded.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+import threading
+from typing import Any
+
+from genops_autoinstrument import __version__, semconv
+
+log = logging.getLogger("genops")
+
+_lock = threading.Lock()
+_configured = False
+
+
+def _after_fork_in_child() -> None:
+    """A fork while another thread held ``_lock`` would leave it held forever in the child."""
+    global _lock, _configured
+    if _lock.locked():  # the parent was configuring: the child starts over
+        _configured = False
+        _owned.clear()
+        _private.clear()
+    _lock = threading.Lock()
+_owned: list[Any] = []  # providers GenOps created (and therefore flushes and shuts down)
+
+EXIT_FLUSH_SECONDS_DEFAULT = 2.0
+# Exporters log every retry against an unreachable collector; GenOps says it once instead.
+_EXPORTER_LOGGERS = ("opentelemetry.exporter", "opentelemetry.sdk._shared_internal", "opentelemetry.sdk.trace.export", "opentelemetry.sdk.metrics._internal.export")
+
+
+def _exporter_names(signal: str) -> list[str]:
+    raw = os.environ.get(f"OTEL_{signal.upper()}_EXPORTER", "otlp")
+    return [name.strip().lower() for name in raw.split(",") if name.strip()]
+
+
+def _protocol(signal: str) -> str:
+    return (
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip().lower()
+
+
+def _span_exporter(name: str) -> Any:
+    if name == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter()
+    if name == "otlp":
+        if _protocol("traces") == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[assignment]
+        return OTLPSpanExporter()
+    return _entry_point_exporter("opentelemetry_traces_exporter", name)
+
+
+def _metric_exporter(name: str) -> Any:
+    if name == "console":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+        return ConsoleMetricExporter()
+    if name == "otlp":
+        if _protocol("metrics") == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter  # type: ignore[assignment]
+        return OTLPMetricExporter()
+    return _entry_point_exporter("opentelemetry_metrics_exporter", name)
+
+
+def _entry_point_exporter(group: str, name: str) -> Any:
+    from importlib.metadata import entry_points
+
+    for entry_point in entry_points(group=group, name=name):
+        return entry_point.load()()
+    raise ValueError(f"no exporter named {name!r} is installed (entry-point group {group})")
+
+
+def resource() -> Any:
+    """The SDK resource from OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES plus GenOps' own.
+
+    Each process gets its own ``service.instance.id`` (unless the user set one), so that the
+    cumulative metrics of several workers of one service never collide in the backend.
+    """
+    import uuid
+
+    from opentelemetry.sdk.resources import Resource
+
+    attributes: dict[str, Any] = {semconv.RESOURCE_GENOPS_VERSION: __version__}
+    if "service.instance.id" not in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", ""):
+        attributes["service.instance.id"] = str(uuid.uuid4())
+    return Resource.create(attributes)
+
+
+class _ForkSafeMetricExporter:
+    """Exports only from the process that created it.
+
+    A forked child inherits the parent's accumulated metric state and the SDK restarts the
+    reader's thread in the child, which would export the parent's totals a second time. The
+    child gets providers of its own instead (see :func:`_child_providers`).
+    """
+
+    def __init__(self, exporter: Any) -> None:
+        self._exporter = exporter
+        self._pid = os.getpid()
+        self._preferred_temporality = exporter._preferred_temporality
+        self._preferred_aggregation = exporter._preferred_aggregation
+
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
+        from opentelemetry.sdk.metrics.export import MetricExportResult
+
+        if os.getpid() != self._pid:
+            return MetricExportResult.SUCCESS
+        return self._exporter.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True if os.getpid() != self._pid else self._exporter.force_flush(timeout_millis=timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        if os.getpid() == self._pid:
+            self._exporter.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+def ensure_configured() -> None:
+    """Install GenOps' tracer and meter providers unless the application already has its own."""
+    global _configured
+    if _configured:
+        return
+    with _lock:
+        if _configured:
+            return
+        _configured = True
+        process_resource = None
+        try:
+            process_resource = resource()  # one service.instance.id for traces and metrics
+        except Exception as error:
+            log.warning("GenOps could not build the resource (%s)", error)
+        try:
+            _configure_tracing(process_resource)
+        except Exception as error:
+            log.warning("GenOps could not set up tracing (%s); spans are not exported", error)
+        try:
+            _configure_metrics(process_resource)
+        except Exception as error:
+            log.warning("GenOps could not set up metrics (%s); metrics are not exported", error)
+        if _owned:
+            at_exit(shutdown)
+            if not log.isEnabledFor(logging.DEBUG):
+                _quiet_exporter_retries()
+
+
+def at_exit(function: Any) -> None:
+    """Run ``function`` at normal exit, including in multiprocessing workers.
+
+    Pool workers (fork, forkserver, spawn) leave through ``os._exit`` after running
+    multiprocessing's own finalizers, never ``atexit``; the same function is registered with both
+    (it must be idempotent). Finalizers registered before a fork are dropped in the child, so a
+    child registers again when it first records.
+    """
+    atexit.register(function)
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None:
+        try:
+            from multiprocessing import util
+
+            util.Finalize(None, function, exitpriority=10)
+        except Exception:  # pragma: no cover - multiprocessing without util
+            pass
+
+
+def _quiet_exporter_retries() -> None:
+    """Each distinct exporter complaint (collector unreachable, retrying…) is shown once.
+
+    A logging filter applies only to records of the logger it is attached to, so it goes on every
+    exporter logger that exists once the exporters are imported.
+    """
+    once = _OncePerMessage()
+    names = [name for name in logging.root.manager.loggerDict if name.startswith(_EXPORTER_LOGGERS)]
+    for name in set(names) | set(_EXPORTER_LOGGERS):
+        logging.getLogger(name).addFilter(once)
+
+
+class _OncePerMessage(logging.Filter):
+    """Let each distinct exporter complaint through once per process."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = str(record.msg).split(" retrying", 1)[0][:80]
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+
+def _has_real_provider(getter: Any, proxy_type_name: str) -> bool:
+    provider = getter()
+    return type(provider).__name__ not in (proxy_type_name, "NoOpTracerProvider", "NoOpMeterProvider", "_ProxyMeterProvider")
+
+
+def _configure_tracing(process_resource: Any = None) -> None:
+    from opentelemetry import trace
+
+    if _has_real_provider(trace.get_tracer_provider, "ProxyTracerProvider"):
+        log.debug("the application set its own TracerProvider; GenOps records into it")
+        return
+    provider = _new_tracer_provider(process_resource if process_resource is not None else resource())
+    trace.set_tracer_provider(provider)
+    _owned.append(provider)
+    _private["pid"] = os.getpid()
+    _private["tracer"] = provider
+
+
+def _new_tracer_provider(process_resource: Any) -> Any:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from genops_autoinstrument.engine.deferred import add_span_queue_flusher
+
+    provider = TracerProvider(resource=process_resource, shutdown_on_exit=False)
+    add_span_queue_flusher(provider)  # first: GenOps' queued spans end before the exporters flush
+    for name in _exporter_names("traces"):
+        if name == "none":
+            continue
+        provider.add_span_processor(BatchSpanProcessor(_span_exporter(name)))
+    return provider
+
+
+def _configure_metrics(process_resource: Any = None) -> None:
+    from opentelemetry import metrics
+
+    if _has_real_provider(metrics.get_meter_provider, "_ProxyMeterProvider"):
+        log.debug("the application set its own MeterProvider; GenOps records into it")
+        return
+    provider = _new_meter_provider(process_resource if process_resource is not None else resource())
+    metrics.set_meter_provider(provider)
+    _owned.append(provider)
+    _private["pid"] = os.getpid()
+    _private["meter"] = provider
+
+
+def _new_meter_provider(process_resource: Any) -> Any:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    from opentelemetry.sdk.metrics.export import MetricReader
+
+    readers = []
+    for name in _exporter_names("metrics"):
+        if name == "none":
+            continue
+        exporter = _metric_exporter(name)
+        # Pull exporters (prometheus) are registered as MetricReaders, as the SDK's own setup expects.
+        readers.append(exporter if isinstance(exporter, MetricReader) else PeriodicExportingMetricReader(_ForkSafeMetricExporter(exporter)))
+    return MeterProvider(resource=process_resource, metric_readers=readers, shutdown_on_exit=False)
+
+
+# The providers GenOps records into in this process: the global ones it installed, or, in a
+# forked child of such a process, fresh private ones with the child's own resource.
+_private: dict[str, Any] = {}
+
+
+def _child_providers() -> None:
+    """In a forked child: new providers of its own, so nothing of the parent's is exported twice."""
+    with _lock:
+        if _private.get("pid") in (None, os.getpid()):
+            return
+        _private["pid"] = os.getpid()
+        _owned.clear()  # the parent's providers are the parent's to flush
+        process_resource = resource()
+        if "tracer" in _private:
+            _private["tracer"] = _new_tracer_provider(process_resource)
+            _owned.append(_private["tracer"])
+        if "meter" in _private:
+            _private["meter"] = _new_meter_provider(process_resource)
+            _owned.append(_private["meter"])
+        at_exit(shutdown)
+
+
+def shutdown(timeout_seconds: float | None = None) -> None:
+    """Flush and shut down GenOps' providers, giving up after a bounded time (never hangs exit)."""
+    if timeout_seconds is None:
+        try:
+            from genops_autoinstrument import config
+
+            timeout_seconds = float(config.read("GENOPS_EXIT_FLUSH_SECONDS"))
+        except Exception:
+            timeout_seconds = EXIT_FLUSH_SECONDS_DEFAULT
+    from genops_autoinstrument.engine.deferred import deferred_queue
+
+    deferred_queue.flush(timeout_seconds)  # multiprocessing workers and uvicorn exit through here, not atexit
+    providers = list(_owned)
+    _owned.clear()
+    if not providers:
+        return
+
+    def _run() -> None:
+        for provider in providers:
+            try:
+                provider.shutdown()
+            except Exception as error:  # pragma: no cover - exporter failures at exit
+                log.debug("GenOps telemetry shutdown: %r", error)
+
+    worker = threading.Thread(target=_run, name="genops-telemetry-shutdown", daemon=True)
+    worker.start()
+    worker.join(timeout_seconds)
+    if worker.is_alive():
+        log.warning("GenOps gave up flushing telemetry after %.1fs (collector unreachable?)", timeout_seconds)
+
+
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
+
+
+def tracer_provider() -> Any:
+    """The tracer provider GenOps records into: its own (configured on first use), or the global one."""
+    from opentelemetry import trace
+
+    ensure_configured()
+    _child_providers()
+    own = _private.get("tracer")
+    return own if own is not None else trace.get_tracer_provider()
+
+
+def tracer(provider: Any = None) -> Any:
+    """GenOps' tracer, from ``provider`` or :func:`tracer_provider`."""
+    provider = provider if provider is not None else tracer_provider()
+    return provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
+
+
+def meter_provider() -> Any:
+    """The meter provider GenOps records into: its own (configured on first use), or the global one."""
+    from opentelemetry import metrics
+
+    ensure_configured()
+    _child_providers()
+    own = _private.get("meter")
+    return own if own is not None else metrics.get_meter_provider()
+
+
+def meter(provider: Any = None) -> Any:
+    """GenOps' meter, from ``provider`` or :func:`meter_provider`."""
+    provider = provider if provider is not None else meter_provider()
+    return provider.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def reset_for_tests() -> None:
+    """Forget the configuration so a test can install in-memory providers."""
+    global _configured
+    _configured = False
+    _owned.clear()
+    _private.clear()

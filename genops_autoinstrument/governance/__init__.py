@@ -1,0 +1,1 @@
+"""Governance: decisions, the governor and its policies, budget periods, content rules and the ledger."""

@@ -1,0 +1,36 @@
+"""GenOps under ``opentelemetry-instrument``: a distro and a configurator.
+
+``opentelemetry-instrument python app.py`` with GenOps installed loads these through the
+``opentelemetry_distro`` and ``opentelemetry_configurator`` entry points: the distro validates the
+GenOps configuration (exit status 2 on an invalid value, as ``genops-run`` does) and the
+configurator sets up the SDK from the same ``OTEL_*`` variables, unless another configurator or
+the application already did. GenOps plugins are registered under ``opentelemetry_instrumentor``
+too, so they are activated by ``opentelemetry-instrument``'s own loader.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.instrumentation.distro import BaseDistro
+from opentelemetry.sdk._configuration import _BaseConfigurator
+
+
+class GenOpsDistro(BaseDistro):  # type: ignore[misc]
+    """Validates the GenOps environment before any instrumentor is loaded."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        from genops_autoinstrument.launch.bootstrap import validate_or_exit
+
+        from genops_autoinstrument.launch.discovery import OTEL_GROUP, PLUGIN_GROUP, scan
+
+        validate_or_exit([info.to_tuple() for info in scan([PLUGIN_GROUP, OTEL_GROUP])])
+
+
+class GenOpsConfigurator(_BaseConfigurator):  # type: ignore[misc]
+    """Configures tracing and metrics from ``OTEL_*`` the way ``genops-run`` does."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        from genops_autoinstrument.engine import telemetry
+
+        telemetry.ensure_configured()

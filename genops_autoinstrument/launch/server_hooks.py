@@ -1,0 +1,45 @@
+"""Built-in hooks for servers whose way of stopping skips Python's exit handlers.
+
+uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal it caught, so
+``atexit`` never runs in its workers and buffered spans, metrics and the summary would be lost.
+GenOps flushes (bounded by ``GENOPS_EXIT_FLUSH_SECONDS``) right after uvicorn's own shutdown.
+The bootstrap registers these hooks with the finder (its ``_SERVER_HOOKS``), like plugins; they
+cost nothing until uvicorn is imported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+def flush_before_signal_exit() -> None:
+    """What atexit would have done: flush telemetry and print the summary."""
+    from genops_autoinstrument.engine import telemetry
+    from genops_autoinstrument.engine.summary import Summary
+
+    telemetry.shutdown()
+    Summary.print_installed()
+
+
+def hook_uvicorn(module: Any) -> None:
+    import wrapt
+
+    server = getattr(module, "Server", None)
+    original = getattr(server, "shutdown", None) if server is not None else None
+    if original is None or getattr(original, "_self_genops_flush", False):
+        return
+
+    def shutdown(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        async def run() -> Any:
+            try:
+                return await wrapped(*args, **kwargs)
+            finally:
+                try:
+                    flush_before_signal_exit()
+                except Exception:  # pragma: no cover - never in the way of a server stopping
+                    pass
+
+        return run()
+
+    wrapper = wrapt.FunctionWrapper(original, shutdown)
+    wrapper._self_genops_flush = True
+    server.shutdown = wrapper
