@@ -1,10 +1,12 @@
-"""The plugin-authoring kit: the base class every GenOps instrumentor subclasses.
+"""The plugin base class: an OpenTelemetry ``BaseInstrumentor`` whose targets patch as they load.
 
-A plugin is an OpenTelemetry ``BaseInstrumentor`` (so it also works under
-``opentelemetry-instrument`` and in plain code) that declares what it patches and wraps methods
-with :meth:`GenOpsInstrumentor.wrap`. The kit makes patching idempotent (never wrapped twice, even
-across ``importlib.reload`` or two activations) and reversible (``uninstrument`` restores the
-originals), and it skips targets a given SDK version does not have instead of failing.
+A plugin declares what it patches with :meth:`GenOpsInstrumentor.wrap` in :meth:`patch`. Each
+target is patched when *its own* module has been imported by the application (at once if it
+already is), through the one ``sys.meta_path`` finder; activating a plugin imports nothing, so an
+application pays only for the SDK modules it imports itself. Patching is idempotent (never wrapped
+twice, even across ``importlib.reload`` or two activations) and reversible (``uninstrument``
+restores the originals and drops the pending hooks); a target a given SDK version does not have
+is skipped.
 
 Example::
 
@@ -15,12 +17,11 @@ Example::
             return ("acme-sdk >= 2, < 4",)
 
         def patch(self):
-            self.wrap("acme.client", "Client.complete", complete_wrapper)
+            self.wrap("acme.client", "Client.complete", CHAT.sync)
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 from types import ModuleType
@@ -46,12 +47,13 @@ class GenOpsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     environment_variables: tuple[tuple[str, str, Any, str], ...] = ()
 
     _patches: list[tuple[Any, str, Any]]
+    _hooks: list[tuple[str, Callable[[ModuleType], None]]]
 
     def instrumentation_dependencies(self) -> Collection[str]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def patch(self) -> None:
-        """Wrap the target library's methods with :meth:`wrap`."""
+        """Declare the target library's methods with :meth:`wrap`."""
         raise NotImplementedError
 
     # BaseInstrumentor hooks ------------------------------------------------------------------
@@ -70,6 +72,12 @@ class GenOpsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self.patch()
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        from genops_autoinstrument.launch.finder import get_finder
+
+        finder = get_finder()
+        for name, hook in getattr(self, "_hooks", ()):
+            finder.unwatch(name, hook)
+        self._hooks = []
         for owner, name, wrapper in reversed(getattr(self, "_patches", [])):
             if owner.__dict__.get(name) is wrapper:
                 setattr(owner, name, wrapper.__wrapped__)
@@ -82,23 +90,39 @@ class GenOpsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self.instrument(skip_dep_check=True)
 
     # Patching helpers ------------------------------------------------------------------------
-    def wrap(self, module: str | ModuleType, path: str, wrapper: Callable[..., Any]) -> bool:
-        """Wrap ``module.path`` (``"Class.method"`` or ``"function"``) with a wrapt-style wrapper.
+    def wrap(self, module: str | ModuleType, path: str, wrapper: Callable[..., Any]) -> None:
+        """Wrap ``module.path`` (``"Class.method"`` or ``"function"``) with a wrapt-style wrapper,
+        as soon as module ``module`` has been imported, and again after each re-execution of it.
 
-        Returns False, with a debug line, when this SDK version has no such attribute; never
-        wraps what GenOps already wrapped.
+        Nothing is imported here: a module the application never imports is never patched (nor
+        loaded). A missing attribute in this SDK version is a debug line, never an error.
         """
+        if isinstance(module, ModuleType):
+            self._patch(module, path, wrapper)
+            return
+        from genops_autoinstrument.launch.finder import get_finder
+
+        def hook(loaded: ModuleType) -> None:
+            self._patch(loaded, path, wrapper)
+
+        if not hasattr(self, "_hooks"):
+            self._hooks = []
+        self._hooks.append((module, hook))
+        finder = get_finder()
+        finder.install()  # outside genops-run (plain code, opentelemetry-instrument) too
+        finder.watch(module, hook)
+
+    def _patch(self, module: ModuleType, path: str, wrapper: Callable[..., Any]) -> bool:
         import wrapt
 
         try:
-            target = importlib.import_module(module) if isinstance(module, str) else module
             *parents, name = path.split(".")
-            owner: Any = target
+            owner: Any = module
             for part in parents:
                 owner = getattr(owner, part)
             original = owner.__dict__[name] if isinstance(owner, type) and name in owner.__dict__ else getattr(owner, name)
-        except (ImportError, AttributeError, KeyError) as error:
-            log.debug("%s: nothing to patch at %s.%s (%s)", type(self).__name__, getattr(module, "__name__", module), path, error)
+        except (AttributeError, KeyError) as error:
+            log.debug("%s: nothing to patch at %s.%s (%s)", type(self).__name__, module.__name__, path, error)
             return False
         if getattr(original, _MARK, None) is not None:
             return False
@@ -117,8 +141,3 @@ class GenOpsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 def is_genops_wrapped(function: Any) -> bool:
     """True when ``function`` is a GenOps wrapper (tests and diagnostics)."""
     return getattr(function, _MARK, None) is not None
-
-
-def loaded(module_name: str) -> ModuleType | None:
-    """The module if it is already imported (plugins patch only what exists)."""
-    return sys.modules.get(module_name)

@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from genops_autoinstrument.diagnostics import internal_error
 from genops_autoinstrument.engine.call import NULL_CALL, Call, CallRequest, in_recorded_call
-from genops_autoinstrument.engine.engine import Engine
 from genops_autoinstrument.governance.decisions import Decision, PolicyViolation
+
+if TYPE_CHECKING:  # the engine (OpenTelemetry, prices, the governor) loads on the first recorded call
+    from genops_autoinstrument.engine.engine import Engine
 
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
@@ -41,6 +43,8 @@ def get_engine() -> Engine:
     if engine is None:
         with _engine_lock:
             if _engine is None:
+                from genops_autoinstrument.engine.engine import Engine
+
                 _engine = Engine()
                 _register_fork_handler()
             engine = _engine

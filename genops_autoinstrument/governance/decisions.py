@@ -44,6 +44,11 @@ class Decision:
         return self.result in (semconv.RESULT_BLOCKED, semconv.RESULT_RATE_LIMITED) and self.mode == "enforced"
 
     @property
+    def explanation(self) -> str:
+        """What a blocked call's error says: the governor's message, or one naming the policy."""
+        return self.message or f"blocked by GenOps policy {self.policy_name or ''}".strip()
+
+    @property
     def is_budget(self) -> bool:
         """True for the money-ran-out kind of block (budget or rate), which SDKs map to 429."""
         return self.reason_code in (
@@ -65,7 +70,7 @@ class PolicyViolation(Exception):
         # Cooperative: in a combined class the SDK's constructor reaches here with its own message.
         if args and isinstance(args[0], Decision):
             self.decision = args[0]
-            args = args[1:] or (self.decision.message or f"blocked by GenOps policy {self.decision.policy_name}",)
+            args = args[1:] or (self.decision.explanation,)
         super().__init__(*args)
 
     @property

@@ -39,6 +39,7 @@ class WatchingFinder:
     def __init__(self) -> None:
         self._hooks: dict[str, list[Callable[[Any], None]]] = {}
         self._finding: set[tuple[int, str]] = set()
+        self._hooking: set[tuple[int, str]] = set()  # (thread, module) whose hooks run right now
 
     # --- registration ------------------------------------------------------------------------
     def watch(self, name: str, hook: Callable[[Any], None]) -> None:
@@ -48,10 +49,20 @@ class WatchingFinder:
         if module is None:
             return
         spec = getattr(module, "__spec__", None)
-        if spec is not None and getattr(spec, "_initializing", False):
+        executed = (get_ident(), name) in self._hooking  # executed; its hooks (this one's caller) run now
+        if spec is not None and getattr(spec, "_initializing", False) and not executed:
             _when_imported(name, lambda: self._run(name, [hook]))
         else:
             self._run(name, [hook], module)
+
+    def unwatch(self, name: str, hook: Callable[[Any], None]) -> None:
+        """Stop calling ``hook`` for module ``name`` (a plugin was uninstrumented)."""
+        hooks = self._hooks.get(name)
+        if hooks is None:
+            return
+        hooks[:] = [registered for registered in hooks if registered is not hook]
+        if not hooks:
+            del self._hooks[name]
 
     @property
     def watched(self) -> frozenset[str]:
@@ -102,11 +113,18 @@ class WatchingFinder:
         module = module if module is not None else sys.modules.get(name)
         if module is None:
             return
-        for hook in list(hooks if hooks is not None else self._hooks.get(name, ())):
-            try:
-                hook(module)
-            except Exception as error:
-                _report(hook, name, error)
+        key = (get_ident(), name)
+        nested = key in self._hooking
+        self._hooking.add(key)
+        try:
+            for hook in list(hooks if hooks is not None else self._hooks.get(name, ())):
+                try:
+                    hook(module)
+                except Exception as error:
+                    _report(hook, name, error)
+        finally:
+            if not nested:
+                self._hooking.discard(key)
 
 
 _HookedLoader = None

@@ -1,0 +1,53 @@
+"""The plugin kit: the only part of GenOps that instrumentor plugins import.
+
+A plugin subclasses :class:`GenOpsInstrumentor`, declares its targets with ``self.wrap(...)``
+(each patched when its own module is imported), and maps its SDK's requests and responses onto
+:class:`RecordedMethod` / :class:`CallRequest` / :meth:`Call.finish`. Streams go through
+:class:`RecordedStream` with a :class:`StreamAccumulator` of the plugin's own. Everything else
+(policy, budgets, spans, metrics, prices, attribution) is the engine's, once, for every provider.
+"""
+
+from __future__ import annotations
+
+from genops_autoinstrument import semconv
+from genops_autoinstrument.api.helpers import capture_content, get, given, is_mapping, server_of_url
+from genops_autoinstrument.api.instrumentor import GenOpsInstrumentor, is_genops_wrapped
+from genops_autoinstrument.api.kit import BlockFactory, Prepared, RecordedMethod
+from genops_autoinstrument.api.streams import RecordedAsyncStream, RecordedStream, StreamAccumulator
+from genops_autoinstrument.config import ConfigError, plugin_variable, read_plugin_variable
+from genops_autoinstrument.diagnostics import internal_error
+from genops_autoinstrument.engine.call import NULL_CALL, Call, CallRequest, in_recorded_call
+from genops_autoinstrument.engine.runtime import begin_call
+from genops_autoinstrument.governance.decisions import BudgetStatus, Decision, PolicyViolation, native_violation
+from genops_autoinstrument.pricing.usage import Usage
+
+__all__ = [
+    "BlockFactory",
+    "BudgetStatus",
+    "Call",
+    "CallRequest",
+    "ConfigError",
+    "Decision",
+    "GenOpsInstrumentor",
+    "NULL_CALL",
+    "PolicyViolation",
+    "Prepared",
+    "RecordedAsyncStream",
+    "RecordedMethod",
+    "RecordedStream",
+    "StreamAccumulator",
+    "Usage",
+    "begin_call",
+    "capture_content",
+    "get",
+    "given",
+    "in_recorded_call",
+    "internal_error",
+    "is_genops_wrapped",
+    "is_mapping",
+    "native_violation",
+    "plugin_variable",
+    "read_plugin_variable",
+    "semconv",
+    "server_of_url",
+]
