@@ -9,14 +9,21 @@ discovery imports this module without the target.
 from __future__ import annotations
 
 from typing import Any, Collection
-from urllib.parse import urlsplit
 
-from genops_autoinstrument import GenOpsInstrumentor, semconv
-from genops_autoinstrument.governance.decisions import Decision, native_violation
-from genops_autoinstrument.engine.call import CallRequest
-from genops_autoinstrument.engine.runtime import begin_call
-from genops_autoinstrument.diagnostics import internal_error
-from genops_autoinstrument.api.streams import RecordedStream
+from genops_autoinstrument.api import (
+    BlockFactory,
+    Call,
+    CallRequest,
+    Decision,
+    GenOpsInstrumentor,
+    Prepared,
+    RecordedMethod,
+    RecordedStream,
+    capture_content,
+    native_violation,
+    semconv,
+    server_of_url,
+)
 
 from . import _models
 from .package import _instruments, _watched_modules
@@ -29,12 +36,6 @@ _CONVERSE, _CONVERSE_STREAM, _INVOKE, _INVOKE_STREAM = "Converse", "ConverseStre
 _OPERATIONS = frozenset({_CONVERSE, _CONVERSE_STREAM, _INVOKE, _INVOKE_STREAM})
 
 
-def _capture_content() -> bool:
-    from genops_autoinstrument import config
-
-    return bool(config.current().capture_content)
-
-
 def _endpoint(client: Any) -> tuple[str | None, str | None, int | None]:
     """(regional endpoint URL, host, port) of the client.
 
@@ -43,9 +44,7 @@ def _endpoint(client: Any) -> tuple[str | None, str | None, int | None]:
     server.address/port): pricing finds AWS prices, and users' per-region prices, from it.
     """
     url = getattr(client.meta, "endpoint_url", None)
-    parts = urlsplit(url) if url else None
-    host = parts.hostname if parts else None
-    port = (parts.port or {"https": 443, "http": 80}.get(parts.scheme)) if parts else None
+    host, port = server_of_url(url)
     region = getattr(client.meta, "region_name", None)
     if isinstance(region, str) and region and region.replace("-", "").isalnum():
         suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
@@ -93,13 +92,13 @@ def _describe(client: Any, operation: str, params: Any) -> CallRequest:
     )
 
 
-def _blocker(client: Any, operation: str) -> Any:
+def _blocker(client: Any, operation: str) -> BlockFactory:
     """A policy block as the client's own modeled error: ThrottlingException (budget/rate, 429) or
     AccessDeniedException (rule, 403), both botocore ClientErrors, and PolicyViolation."""
 
     def block(decision: Decision) -> BaseException:
         code, status = ("ThrottlingException", 429) if decision.is_budget else ("AccessDeniedException", 403)
-        message = decision.message or f"blocked by GenOps policy {decision.policy_name}"
+        message = decision.explanation
         response = {
             "Error": {"Code": code, "Message": message},
             "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}, "RetryAttempts": 0},
@@ -114,34 +113,23 @@ def _blocker(client: Any, operation: str) -> Any:
     return block
 
 
-def _make_api_call(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+def _prepare(client: Any, args: tuple, kwargs: dict) -> Prepared | None:
+    """``_make_api_call(operation_name, api_params)``: a model call of Bedrock Runtime, or None.
+
+    ``state`` is ``(operation, capture content?)`` for :func:`_read`.
+    """
     operation = args[0] if args else kwargs.get("operation_name")
-    if operation not in _OPERATIONS:
-        return wrapped(*args, **kwargs)
-    try:
-        if instance.meta.service_model.service_name != SERVICE:
-            return wrapped(*args, **kwargs)
-        request = _describe(instance, operation, args[1] if len(args) > 1 else kwargs.get("api_params"))
-        capture = _capture_content()
-    except Exception as error:
-        internal_error("bedrock request", error)
-        return wrapped(*args, **kwargs)
-    call = begin_call(request, block=_blocker(instance, operation))
-    with call:
-        response = wrapped(*args, **kwargs)
-    if call.ended:  # nothing recorded (nested or suppressed call)
-        return response
-    try:
-        _respond(call, operation, response, capture)
-    except Exception as error:
-        internal_error("bedrock response", error)
-        call.finish()
-    return response
+    if operation not in _OPERATIONS or client.meta.service_model.service_name != SERVICE:
+        return None
+    request = _describe(client, operation, args[1] if len(args) > 1 else kwargs.get("api_params"))
+    return Prepared(request, block=_blocker(client, operation), state=(operation, capture_content()))
 
 
-def _respond(call: Any, operation: str, response: Any, capture: bool) -> None:
+def _read(call: Call, response: Any, prepared: Prepared, is_async: bool) -> Any:
+    """Finish the call from the parsed response, or hand its event stream to a RecordedStream."""
     from . import _responses
 
+    operation, capture = prepared.state
     if not isinstance(response, dict):
         call.finish()
     elif operation == _CONVERSE:
@@ -153,9 +141,13 @@ def _respond(call: Any, operation: str, response: Any, capture: bool) -> None:
         stream = response.get(key)
         if stream is None:
             call.finish()
-            return
-        accumulator = _responses.ConverseStreamAccumulator(capture) if operation == _CONVERSE_STREAM else _responses.InvokeStreamAccumulator(capture)
-        response[key] = RecordedStream(stream, call, accumulator)
+        else:
+            accumulator = _responses.ConverseStreamAccumulator(capture) if operation == _CONVERSE_STREAM else _responses.InvokeStreamAccumulator(capture)
+            response[key] = RecordedStream(stream, call, accumulator)
+    return response
+
+
+_MAKE_API_CALL = RecordedMethod("bedrock", _prepare, _read)
 
 
 class BedrockInstrumentor(GenOpsInstrumentor):
@@ -167,4 +159,4 @@ class BedrockInstrumentor(GenOpsInstrumentor):
         return _instruments
 
     def patch(self) -> None:
-        self.wrap("botocore.client", "BaseClient._make_api_call", _make_api_call)
+        self.wrap("botocore.client", "BaseClient._make_api_call", _MAKE_API_CALL.sync)

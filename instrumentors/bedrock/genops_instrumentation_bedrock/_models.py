@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator, Mapping
 
-from genops_autoinstrument import semconv
-from genops_autoinstrument.pricing.usage import Usage
+from genops_autoinstrument.api import Usage, semconv
 
 # Geographic / global prefixes of cross-Region inference-profile ids ("us.anthropic.claude-…").
 _VENDORS = frozenset(

@@ -2,7 +2,8 @@
 
 InvokeModel's body is a one-shot ``StreamingBody``: it is read here and replaced by an equivalent
 unread body over the same bytes. The two streaming operations return a botocore ``EventStream``,
-which is wrapped in the core's ``RecordedStream``: it reads every event on its way to the application.
+which is wrapped in the kit's ``RecordedStream``: it reads every event on its way to the application.
+An internal failure while reading is left to the kit: the call finishes without facts.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from __future__ import annotations
 import io
 from typing import Any, Callable
 
-from genops_autoinstrument.engine.call import Call
-from genops_autoinstrument.diagnostics import internal_error
-from genops_autoinstrument.api.streams import StreamAccumulator
+from genops_autoinstrument.api import Call, StreamAccumulator
 
 from ._models import BodyFacts, Tally, parse_json
 
@@ -118,16 +117,11 @@ def finish_invoke(call: Call, response: Any, capture: bool) -> None:
         response["body"] = StreamingBody(io.BytesIO(data), len(data))
     elif isinstance(body, (bytes, bytearray)):
         data = body
-    try:
-        facts = BodyFacts(collect_text=capture)
-        facts.add(parse_json(data))
-        headers = Tally()
-        headers.take_headers((response.get("ResponseMetadata") or {}).get("HTTPHeaders"))
-        facts.tally.fill(headers)
-    except Exception as error:
-        internal_error("bedrock invoke body", error)
-        call.finish()
-        return
+    facts = BodyFacts(collect_text=capture)
+    facts.add(parse_json(data))
+    headers = Tally()
+    headers.take_headers((response.get("ResponseMetadata") or {}).get("HTTPHeaders"))
+    facts.tally.fill(headers)
     _facts(facts, call)
 
 

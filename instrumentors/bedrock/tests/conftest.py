@@ -14,7 +14,7 @@ from typing import Any, Callable
 import pytest
 
 from genops_autoinstrument import config
-from genops_autoinstrument.governance.decisions import Decision
+from genops_autoinstrument.api import Decision
 from genops_autoinstrument.governance.governor import Governor, Ticket
 
 REGION = "us-east-1"

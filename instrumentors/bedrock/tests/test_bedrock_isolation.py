@@ -15,8 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.governance.decisions import Decision, PolicyViolation
-from genops_autoinstrument.api.instrumentor import is_genops_wrapped
+from genops_autoinstrument.api import Decision, PolicyViolation, is_genops_wrapped
 from genops_autoinstrument.api.testing import capture
 
 MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
