@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from typing import Any
 
-from genops_autoinstrument.governance.decisions import Decision, native_violation
+from genops_autoinstrument.api import BlockFactory, Decision, native_violation
 
 
 def _http_module() -> Any:
@@ -14,7 +14,7 @@ def _http_module() -> Any:
     return getattr(exceptions, "httpx2", None) or getattr(exceptions, "httpx", None) or __import__("httpx2")
 
 
-def blocker(client: Any) -> Callable[[Decision], BaseException]:
+def blocker(client: Any) -> BlockFactory:
     """The ``block=`` factory for :func:`begin_call`: a native error that is also a PolicyViolation."""
 
     def build_error(decision: Decision) -> BaseException:
@@ -25,7 +25,7 @@ def blocker(client: Any) -> Callable[[Decision], BaseException]:
         native = anthropic.RateLimitError if budget else anthropic.PermissionDeniedError
         status = 429 if budget else 403
         error_type = "rate_limit_error" if budget else "permission_error"
-        message = decision.message or f"blocked by GenOps policy {decision.policy_name or ''}".strip()
+        message = decision.explanation
         base_url = str(getattr(client, "base_url", "https://api.anthropic.com/"))
         request = http.Request("POST", base_url.rstrip("/") + "/v1/messages")
         body = {

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
 
-from genops_autoinstrument import semconv
-from genops_autoinstrument.engine.call import CallRequest
+from genops_autoinstrument.api import CallRequest, Prepared, get, in_recorded_call, semconv, server_of_url
+
+from ._errors import blocker
 
 # The SDK's own `gen_ai.provider.name` per client class (BaseClient._gen_ai_provider_name).
 _PLATFORM_PROVIDERS = ("aws.bedrock", "gcp.vertex_ai")
@@ -18,15 +19,6 @@ _PARAMETERS = {
     "top_k": semconv.GEN_AI_REQUEST_TOP_K,
     "stop_sequences": semconv.GEN_AI_REQUEST_STOP_SEQUENCES,
 }
-
-
-def get(value: Any, key: str) -> Any:
-    """``value[key]`` for a mapping, ``value.key`` otherwise; ``None`` when absent."""
-    if value is None:
-        return None
-    if isinstance(value, Mapping):
-        return value.get(key)
-    return getattr(value, key, None)
 
 
 def _plain(value: Any) -> Any:
@@ -51,15 +43,6 @@ def provider_of(client: Any) -> str:
         if "Vertex" in klass.__name__:
             return "gcp.vertex_ai"
     return "anthropic"
-
-
-def _server(client: Any) -> tuple[str | None, int | None, str | None]:
-    url = getattr(client, "base_url", None)
-    if url is None:
-        return None, None, None
-    host = getattr(url, "host", None) or None
-    port = getattr(url, "port", None) or (80 if getattr(url, "scheme", "") == "http" else 443)
-    return host, port, str(url)
 
 
 def _texts(content: Any) -> Iterator[str]:
@@ -111,7 +94,8 @@ def build_request(client: Any, kwargs: Mapping[str, Any], *, streaming: bool) ->
     if isinstance(output_format, type) or get(config_format, "type") == "json_schema":
         parameters[semconv.GEN_AI_OUTPUT_TYPE] = "json"
     max_tokens = parameters.get(semconv.GEN_AI_REQUEST_MAX_TOKENS)
-    host, port, base_url = _server(client)
+    base_url = getattr(client, "base_url", None)
+    host, port = server_of_url(base_url)
     model = _plain(kwargs.get("model"))
     return CallRequest(
         provider=provider_of(client),
@@ -119,10 +103,22 @@ def build_request(client: Any, kwargs: Mapping[str, Any], *, streaming: bool) ->
         request_model=model if isinstance(model, str) else None,
         server_address=host,
         server_port=port,
-        api_base_url=base_url,
+        api_base_url=None if base_url is None else str(base_url),
         parameters=parameters,
         max_output_tokens=max_tokens if isinstance(max_tokens, int) else None,
         streaming=streaming,
         prompt_text=lambda: prompt_texts(kwargs),
         input_messages=lambda: input_messages(kwargs),
     )
+
+
+def describe(instance: Any, kwargs: Mapping[str, Any], *, streaming: bool) -> Prepared:
+    """A Messages resource call for the kit: its request, its native block error and, as ``state``,
+    whether it runs inside another recorded call (then the enclosing span replaces the SDK's)."""
+    client = getattr(instance, "_client", None)
+    return Prepared(build_request(client, kwargs, streaming=streaming), block=blocker(client), state=in_recorded_call())
+
+
+def prepare(instance: Any, args: tuple, kwargs: dict) -> Prepared:
+    """The kit's ``prepare`` for ``create`` / ``parse`` (``stream=True`` makes it a streaming call)."""
+    return describe(instance, kwargs, streaming=kwargs.get("stream") is True)

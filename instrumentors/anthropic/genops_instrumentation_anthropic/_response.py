@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from genops_autoinstrument.engine.call import Call
-from genops_autoinstrument.api.streams import StreamAccumulator
-from genops_autoinstrument.pricing.usage import Usage
-
-from ._request import get
+from genops_autoinstrument.api import Call, StreamAccumulator, Usage, get
 
 # Anthropic stop_reason -> GenAI output-message finish_reason (gen_ai.output.messages only;
 # gen_ai.response.finish_reasons keeps the provider's own value, as the SDK reports it).

@@ -14,27 +14,21 @@ import contextlib
 import contextvars
 from typing import Any, Iterator
 
-from genops_autoinstrument.diagnostics import internal_error
-from genops_autoinstrument.engine.call import in_recorded_call
-from genops_autoinstrument.engine.call import Call
+from genops_autoinstrument.api import Call, Prepared, internal_error
 
 MESSAGES_SPAN_NAME = "anthropic.messages.create"
 
 _replacing: contextvars.ContextVar[Any] = contextvars.ContextVar("genops_anthropic_replacing", default=None)
 
 
-def _nested_in_genops_call() -> bool:
-    """True while another GenOps-recorded call is running (its span is then the GenAI span)."""
-    return in_recorded_call()
-
-
 @contextlib.contextmanager
-def replacing_sdk_span(call: Call, nested: bool) -> Iterator[None]:
-    """While active, the SDK's messages span is replaced by the call's (or the enclosing GenOps call's) span."""
+def replacing_sdk_span(call: Call, prepared: Prepared) -> Iterator[None]:
+    """The kit's ``scope``: while active, the SDK's messages span is replaced by the call's span or,
+    for a call nested in another recorded call (``prepared.state``), by the enclosing span."""
     from opentelemetry import trace
 
     span = call.span
-    if span is None and nested:
+    if span is None and prepared.state:
         span = trace.get_current_span()
     context = span.get_span_context() if span is not None else None
     if context is None:
@@ -61,6 +55,3 @@ def start_api_call_span(wrapped: Any, instance: Any, args: tuple, kwargs: dict) 
     except Exception as error:  # pragma: no cover - defensive: fall back to the SDK's own span
         internal_error("anthropic SDK span", error)
     return wrapped(*args, **kwargs)
-
-
-nested_in_genops_call = _nested_in_genops_call

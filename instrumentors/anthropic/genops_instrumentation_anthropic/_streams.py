@@ -14,21 +14,19 @@ from typing import Any, Awaitable, Callable
 
 import wrapt
 
-from genops_autoinstrument import config
-from genops_autoinstrument.engine.call import Call, CallRequest
-from genops_autoinstrument.engine.runtime import begin_call
-from genops_autoinstrument.diagnostics import internal_error
-from genops_autoinstrument.api.streams import RecordedAsyncStream, RecordedStream
+from genops_autoinstrument.api import (
+    Call,
+    Prepared,
+    RecordedAsyncStream,
+    RecordedMethod,
+    RecordedStream,
+    capture_content,
+    in_recorded_call,
+    internal_error,
+)
 
 from ._response import MessageEvents, finish_message
-from ._sdk_spans import nested_in_genops_call, replacing_sdk_span
-
-
-def _capture() -> bool:
-    try:
-        return bool(config.current().capture_content)
-    except Exception:  # pragma: no cover - defensive
-        return False
+from ._sdk_spans import replacing_sdk_span
 
 
 def is_stream(value: Any) -> bool:
@@ -42,59 +40,47 @@ def recorded_stream(call: Call, stream: Any) -> Any:
     from anthropic import AsyncStream
 
     proxy = RecordedAsyncStream if isinstance(stream, AsyncStream) else RecordedStream
-    return proxy(stream, call, MessageEvents(_capture()))
+    return proxy(stream, call, MessageEvents(capture_content()))
 
 
-def report(call: Call, result: Any) -> Any:
-    """Report what a messages call returned and hand the application the same object (or a proxy of it)."""
-    if call.ended:
-        return result
-    try:
-        from anthropic._response import AsyncAPIResponse, BaseAPIResponse
+def read(call: Call, result: Any, prepared: Prepared, is_async: bool) -> Any:
+    """The kit's ``read``: report what a messages call returned and hand the application the same
+    object, or a proxy of it that reports the call once its body is read."""
+    from anthropic._response import AsyncAPIResponse, BaseAPIResponse
 
-        if is_stream(result):
-            return recorded_stream(call, result)
-        if isinstance(result, BaseAPIResponse):
-            http = result.http_response
-            if http.is_closed and not getattr(result, "_is_sse_stream", False):
-                finish_message(call, http.json())
-                return result
-            return (AsyncRawResponse if isinstance(result, AsyncAPIResponse) else RawResponse)(result, call)
-        finish_message(call, result)
-    except Exception as error:
-        internal_error("anthropic response", error)
-        call.finish()
+    if is_stream(result):
+        return recorded_stream(call, result)
+    if isinstance(result, BaseAPIResponse):
+        http = result.http_response
+        if http.is_closed and not getattr(result, "_is_sse_stream", False):
+            finish_message(call, http.json())
+            return result
+        return (AsyncRawResponse if isinstance(result, AsyncAPIResponse) else RawResponse)(result, call)
+    finish_message(call, result)
     return result
 
 
-def _after_parse(proxy: Any, parsed: Any) -> Any:
+# --- with_raw_response / with_streaming_response: the call ends when the body is read -----------
+
+
+def _body_read(proxy: Any, body: Any) -> Any:
+    """Report what ``parse()`` / ``json()`` returned: a Message, its JSON, or a stream to proxy."""
     call: Call = proxy._self_call
     if call.ended:
-        return parsed
+        return body
     cached = proxy._self_parsed
-    if cached is not None and cached[0] is parsed:
+    if cached is not None and cached[0] is body:
         return cached[1]
     try:
-        if is_stream(parsed):
-            wrapped = recorded_stream(call, parsed)
-            proxy._self_parsed = (parsed, wrapped)
+        if is_stream(body):
+            wrapped = recorded_stream(call, body)
+            proxy._self_parsed = (body, wrapped)
             return wrapped
-        finish_message(call, parsed)
+        finish_message(call, body)
     except Exception as error:
         internal_error("anthropic raw response", error)
         call.finish()
-    return parsed
-
-
-def _after_json(proxy: Any, data: Any) -> Any:
-    call: Call = proxy._self_call
-    if not call.ended:
-        try:
-            finish_message(call, data)
-        except Exception as error:
-            internal_error("anthropic raw response", error)
-            call.finish()
-    return data
+    return body
 
 
 def _response_closed(proxy: Any) -> None:
@@ -103,19 +89,29 @@ def _response_closed(proxy: Any) -> None:
         proxy._self_call.finish()
 
 
-class RawResponse(wrapt.ObjectProxy):  # type: ignore[misc]
-    """An unread ``APIResponse`` of a messages call: the call ends at parse()/json()/close()/GC."""
+class _UnreadResponse(wrapt.ObjectProxy):  # type: ignore[misc]
+    """An SDK response whose call ends at parse()/json()/close() or, at the latest, at GC."""
 
     def __init__(self, response: Any, call: Call) -> None:
         super().__init__(response)
         self._self_call = call
         self._self_parsed: tuple[Any, Any] | None = None
 
+    def __del__(self) -> None:
+        try:
+            _response_closed(self)
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+
+class RawResponse(_UnreadResponse):
+    """An unread ``APIResponse`` of a messages call."""
+
     def parse(self, *args: Any, **kwargs: Any) -> Any:
-        return _after_parse(self, self.__wrapped__.parse(*args, **kwargs))
+        return _body_read(self, self.__wrapped__.parse(*args, **kwargs))
 
     def json(self) -> Any:
-        return _after_json(self, self.__wrapped__.json())
+        return _body_read(self, self.__wrapped__.json())
 
     def close(self) -> Any:
         try:
@@ -123,26 +119,15 @@ class RawResponse(wrapt.ObjectProxy):  # type: ignore[misc]
         finally:
             _response_closed(self)
 
-    def __del__(self) -> None:
-        try:
-            _response_closed(self)
-        except Exception:  # pragma: no cover - interpreter shutdown
-            pass
 
-
-class AsyncRawResponse(wrapt.ObjectProxy):  # type: ignore[misc]
+class AsyncRawResponse(_UnreadResponse):
     """An unread ``AsyncAPIResponse`` of a messages call."""
 
-    def __init__(self, response: Any, call: Call) -> None:
-        super().__init__(response)
-        self._self_call = call
-        self._self_parsed: tuple[Any, Any] | None = None
-
     async def parse(self, *args: Any, **kwargs: Any) -> Any:
-        return _after_parse(self, await self.__wrapped__.parse(*args, **kwargs))
+        return _body_read(self, await self.__wrapped__.parse(*args, **kwargs))
 
     async def json(self) -> Any:
-        return _after_json(self, await self.__wrapped__.json())
+        return _body_read(self, await self.__wrapped__.json())
 
     async def close(self) -> Any:
         try:
@@ -150,14 +135,18 @@ class AsyncRawResponse(wrapt.ObjectProxy):  # type: ignore[misc]
         finally:
             _response_closed(self)
 
-    def __del__(self) -> None:
-        try:
-            _response_closed(self)
-        except Exception:  # pragma: no cover - interpreter shutdown
-            pass
-
 
 # --- messages.stream(): swap the manager's pending request ---------------------------------------
+
+
+def _prepare_entered(described: Prepared, args: tuple, kwargs: dict) -> Prepared:
+    """The request described at ``stream()``; whether it is nested is read when the manager is entered."""
+    return Prepared(described.request, block=described.block, state=in_recorded_call())
+
+
+# The manager's pending request through the kit: "instance" is the call described at stream().
+_ENTERED = RecordedMethod("anthropic", _prepare_entered, read, replacing_sdk_span)
+_recorded_sync, _recorded_async = _ENTERED.sync, _ENTERED.async_
 
 
 def _request_attribute(manager: Any) -> str | None:
@@ -168,38 +157,33 @@ def _request_attribute(manager: Any) -> str | None:
     return None
 
 
-def hook_stream_manager(manager: Any, request: CallRequest, block: Callable[..., BaseException]) -> bool:
+def hook_stream_manager(manager: Any, described: Prepared) -> bool:
     """Make the manager's request run through GenOps when it is entered; False when the shape is unknown."""
     name = _request_attribute(manager)
     if name is None:
         return False
     original = getattr(manager, name)
     if callable(original):
-        setattr(manager, name, lambda: _run_sync(original, request, block))
+        setattr(manager, name, lambda: _recorded_sync(original, described, (), {}))
         return True
     if hasattr(original, "__await__"):
-        setattr(manager, name, _run_async(original, request, block))
+        setattr(manager, name, _run_async(original, described))
         return True
     return False
 
 
-def _run_sync(original: Callable[[], Any], request: CallRequest, block: Callable[..., BaseException]) -> Any:
-    nested = nested_in_genops_call()
-    call = begin_call(request, block=block)
-    with call, replacing_sdk_span(call, nested):
-        raw = original()
-    return report(call, raw)
+async def _run_async(original: Awaitable[Any], described: Prepared) -> Any:
+    """The async manager's request coroutine, run through the kit; closed unsent if blocked."""
+    sent = False
 
+    def send() -> Awaitable[Any]:
+        nonlocal sent
+        sent = True
+        return original
 
-async def _run_async(original: Awaitable[Any], request: CallRequest, block: Callable[..., BaseException]) -> Any:
-    nested = nested_in_genops_call()
     try:
-        call = begin_call(request, block=block)
-    except BaseException:
-        close = getattr(original, "close", None)
-        if close is not None:
-            close()  # the request coroutine is never sent: no "never awaited" warning
-        raise
-    with call, replacing_sdk_span(call, nested):
-        raw = await original
-    return report(call, raw)
+        return await _recorded_async(send, described, (), {})
+    finally:
+        close: Callable[[], Any] | None = getattr(original, "close", None)
+        if not sent and close is not None:
+            close()  # a blocked request coroutine is never sent: no "never awaited" warning
