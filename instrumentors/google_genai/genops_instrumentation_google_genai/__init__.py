@@ -7,10 +7,9 @@ module level: discovery imports this module without the target.
 
 from __future__ import annotations
 
-import importlib
 from typing import Collection
 
-from genops_autoinstrument import GenOpsInstrumentor
+from genops_autoinstrument.api import GenOpsInstrumentor
 
 from .package import _instruments, _watched_modules
 
@@ -31,17 +30,15 @@ class GoogleGenAIInstrumentor(GenOpsInstrumentor):
         from . import _wrappers as w
 
         for cls, generate, stream, embed, collect in (
-            ("Models", w.generate_content, w.generate_content_stream, w.embed_content, w.collect_request),
-            ("AsyncModels", w.agenerate_content, w.agenerate_content_stream, w.aembed_content, w.acollect_request),
+            ("Models", w.GENERATE.sync, w.generate_content_stream, w.EMBED.sync, w.collect_request),
+            ("AsyncModels", w.GENERATE.async_, w.GENERATE_STREAM.async_, w.EMBED.async_, w.acollect_request),
         ):
             self.wrap(_MODELS, f"{cls}.generate_content", generate)
             self.wrap(_MODELS, f"{cls}.generate_content_stream", stream)
             self.wrap(_MODELS, f"{cls}.embed_content", embed)
             # Per-request helpers: usage of every automatic function-calling round and hop.
             self.wrap(_MODELS, f"{cls}._generate_content", collect)
-            # A streamed round is one continuation-aware stream (3.x), else one stream request.
-            owner = getattr(importlib.import_module(_MODELS), cls, None)
-            round_method = "_generate_content_stream_with_continuation"
-            if round_method not in getattr(owner, "__dict__", {}):
-                round_method = "_generate_content_stream"
-            self.wrap(_MODELS, f"{cls}.{round_method}", w.mark_stream_round)
+            # A streamed round is one continuation-aware stream (3.x), else one stream request (the
+            # second wrapper tells them apart when called: patching imports nothing).
+            self.wrap(_MODELS, f"{cls}.{w.CONTINUATION}", w.mark_stream_round)
+            self.wrap(_MODELS, f"{cls}._generate_content_stream", w.mark_stream_request)

@@ -7,10 +7,8 @@ settings (Vertex mode, base URL). Text is extracted lazily, for content rules an
 from __future__ import annotations
 
 from typing import Any, Iterator
-from urllib.parse import urlsplit
 
-from genops_autoinstrument import semconv
-from genops_autoinstrument.engine.call import CallRequest
+from genops_autoinstrument.api import CallRequest, get, semconv, server_of_url
 
 PROVIDER_GEMINI_API = "gcp.gen_ai"
 PROVIDER_VERTEX_AI = "gcp.vertex_ai"
@@ -27,15 +25,6 @@ _PARAMETERS = (
     ("seed", semconv.GEN_AI_REQUEST_SEED),
     ("candidate_count", semconv.GEN_AI_REQUEST_CHOICE_COUNT),
 )
-
-
-def field(value: Any, name: str) -> Any:
-    """``value[name]`` for dicts (the SDK accepts ``*Dict`` forms everywhere), else the attribute."""
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return value.get(name)
-    return getattr(value, name, None)
 
 
 def model_name(model: Any) -> str | None:
@@ -56,7 +45,7 @@ def provider_of(models: Any) -> str:
 
 def base_url_of(models: Any, config: Any) -> str | None:
     """The base URL the request goes to: the per-call ``http_options`` first, then the client's."""
-    url = field(field(config, "http_options"), "base_url")
+    url = get(get(config, "http_options"), "base_url")
     if url:
         return str(url)
     options = getattr(getattr(models, "_api_client", None), "_http_options", None)
@@ -75,17 +64,17 @@ def iter_texts(value: Any) -> Iterator[str]:
         for item in value:
             yield from iter_texts(item)
         return
-    parts = field(value, "parts")
+    parts = get(value, "parts")
     if parts:
         yield from iter_texts(parts)
         return
-    text = field(value, "text")
+    text = get(value, "text")
     if isinstance(text, str):
         yield text
 
 
 def _prompt_texts(contents: Any, config: Any) -> Iterator[str]:
-    yield from iter_texts(field(config, "system_instruction"))
+    yield from iter_texts(get(config, "system_instruction"))
     yield from iter_texts(contents)
 
 
@@ -96,12 +85,12 @@ def _text_parts(value: Any) -> list[dict[str, str]]:
 def input_messages(contents: Any, config: Any) -> list[dict[str, Any]]:
     """Semconv-shaped input messages (recorded only when content capture is on)."""
     messages: list[dict[str, Any]] = []
-    system = field(config, "system_instruction")
+    system = get(config, "system_instruction")
     if system is not None:
         messages.append({"role": "system", "parts": _text_parts(system)})
     items = contents if isinstance(contents, (list, tuple)) else [contents]
     for item in items:
-        role = field(item, "role") if not isinstance(item, str) else None
+        role = get(item, "role") if not isinstance(item, str) else None
         messages.append({"role": "assistant" if role == "model" else (role or "user"), "parts": _text_parts(item)})
     return messages
 
@@ -114,19 +103,11 @@ def build_request(models: Any, kwargs: dict[str, Any], operation: str, *, stream
     max_output_tokens = None
     if operation == semconv.OPERATION_GENERATE_CONTENT and config is not None:
         for name, attribute in _PARAMETERS:
-            value = field(config, name)
+            value = get(config, name)
             if value is not None:
                 parameters[attribute] = list(value) if isinstance(value, (list, tuple)) else value
-        max_output_tokens = field(config, "max_output_tokens")
-    base_url = base_url_of(models, config)
-    address = port = None
-    if base_url:
-        parts = urlsplit(base_url)
-        address = parts.hostname
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None)
-        except ValueError:
-            port = None
+        max_output_tokens = get(config, "max_output_tokens")
+    address, port = server_of_url(base_url_of(models, config))
     return CallRequest(
         provider=provider_of(models),
         operation=operation,

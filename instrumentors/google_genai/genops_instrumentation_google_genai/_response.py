@@ -19,11 +19,9 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-from genops_autoinstrument.engine.call import Call
-from genops_autoinstrument.api.streams import StreamAccumulator
-from genops_autoinstrument.pricing.usage import Usage
+from genops_autoinstrument.api import Call, StreamAccumulator, Usage, get, is_mapping
 
-from ._request import field, iter_texts
+from ._request import iter_texts
 
 
 def _camel(name: str) -> str:
@@ -33,8 +31,8 @@ def _camel(name: str) -> str:
 
 def _count(meta: Any, name: str) -> int | None:
     """A token count from the SDK's model (snake_case) or the API's raw JSON (camelCase)."""
-    value = field(meta, name)
-    if value is None and isinstance(meta, dict):
+    value = get(meta, name)
+    if value is None and is_mapping(meta):
         value = meta.get(_camel(name))
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -60,13 +58,13 @@ def usage_of(meta: Any) -> Usage | None:
 
 def embedding_usage_of(response: Any) -> Usage | None:
     """Input tokens of an ``EmbedContentResponse``: ``usage_metadata`` or Vertex per-embedding statistics."""
-    meta = field(response, "usage_metadata")
+    meta = get(response, "usage_metadata")
     prompt = _count(meta, "prompt_token_count")
     if prompt is not None:
         return Usage(input_tokens=prompt, cache_read_tokens=_count(meta, "cached_content_token_count"))
     total = None
-    for embedding in field(response, "embeddings") or ():
-        tokens = _count(field(embedding, "statistics"), "token_count")
+    for embedding in get(response, "embeddings") or ():
+        tokens = _count(get(embedding, "statistics"), "token_count")
         if tokens is not None:
             total = (total or 0) + tokens
     return Usage(input_tokens=total) if total is not None else None
@@ -97,7 +95,7 @@ def add_usage(usages: Iterable[Usage | None]) -> Usage | None:
 
 def raw_body(response: Any) -> dict[str, Any] | None:
     """The API's JSON when the application asked for the raw HTTP response (``should_return_http_response``)."""
-    body = field(field(response, "sdk_http_response"), "body")
+    body = get(get(response, "sdk_http_response"), "body")
     if not isinstance(body, str) or not body:
         return None
     try:
@@ -117,8 +115,8 @@ def finish_reason_text(reason: Any) -> str | None:
 
 def finish_reasons_of(response: Any) -> list[str]:
     reasons = []
-    for candidate in field(response, "candidates") or ():
-        reason = finish_reason_text(field(candidate, "finish_reason") or field(candidate, "finishReason"))
+    for candidate in get(response, "candidates") or ():
+        reason = finish_reason_text(get(candidate, "finish_reason") or get(candidate, "finishReason"))
         if reason:
             reasons.append(reason)
     return reasons
@@ -133,8 +131,8 @@ def output_messages_of(candidates: Iterable[tuple[list[str], str | None]]) -> li
 
 def candidate_texts(response: Any) -> list[tuple[list[str], str | None]]:
     return [
-        (list(iter_texts(field(candidate, "content"))), finish_reason_text(field(candidate, "finish_reason")))
-        for candidate in field(response, "candidates") or ()
+        (list(iter_texts(get(candidate, "content"))), finish_reason_text(get(candidate, "finish_reason")))
+        for candidate in get(response, "candidates") or ()
     ]
 
 
@@ -175,7 +173,7 @@ _COUNT_FIELDS = ("prompt_token_count", "tool_use_prompt_token_count", "candidate
 
 def _carries_counts(metadata: Any) -> bool:
     """``usage_of(metadata) is not None``, without building the Usage (this runs per chunk)."""
-    if isinstance(metadata, dict):
+    if is_mapping(metadata):
         return usage_of(metadata) is not None
     for name in _COUNT_FIELDS:
         value = getattr(metadata, name, None)
@@ -187,25 +185,25 @@ def _carries_counts(metadata: Any) -> bool:
 class GenerateAccumulator(StreamAccumulator):
     """Collects model, id, finish reasons, usage (and text on opt-in) from streamed chunks."""
 
-    def __init__(self, capture_content: bool = False) -> None:
-        self.rounds = Rounds()
+    def __init__(self, capture_content: bool = False, rounds: Rounds | None = None) -> None:
+        self.rounds = Rounds() if rounds is None else rounds
         self.response_model: str | None = None
         self.response_id: str | None = None
         self.reasons: dict[int, str] = {}
         self.texts: dict[int, list[str]] | None = {} if capture_content else None
 
     def add(self, chunk: Any) -> bool:
-        self.rounds.latest(field(chunk, "usage_metadata"))
-        self.response_model = field(chunk, "model_version") or self.response_model
-        self.response_id = field(chunk, "response_id") or self.response_id
-        for position, candidate in enumerate(field(chunk, "candidates") or ()):
-            index = field(candidate, "index")
+        self.rounds.latest(get(chunk, "usage_metadata"))
+        self.response_model = get(chunk, "model_version") or self.response_model
+        self.response_id = get(chunk, "response_id") or self.response_id
+        for position, candidate in enumerate(get(chunk, "candidates") or ()):
+            index = get(candidate, "index")
             index = index if isinstance(index, int) else position
-            reason = finish_reason_text(field(candidate, "finish_reason"))
+            reason = finish_reason_text(get(candidate, "finish_reason"))
             if reason:
                 self.reasons[index] = reason
             if self.texts is not None:
-                self.texts.setdefault(index, []).extend(iter_texts(field(candidate, "content")))
+                self.texts.setdefault(index, []).extend(iter_texts(get(candidate, "content")))
         return False
 
     def finish(self, call: Call) -> None:

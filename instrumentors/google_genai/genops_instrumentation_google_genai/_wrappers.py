@@ -1,9 +1,10 @@
-"""wrapt wrappers around ``Models``/``AsyncModels``: one recorded call per application call.
+"""How ``Models``/``AsyncModels`` map onto recorded calls: one recorded call per application call.
 
-The public methods are recorded. Automatic function calling (AFC) sends several requests inside
-one public call, and only the last response's usage reaches the application, so the SDK's
-per-request helpers are wrapped too: they add each request's usage to the active call's
-:class:`Rounds` (found through a context variable) and change nothing else.
+Each public method is a :class:`RecordedMethod` of the plugin kit. Automatic function calling
+(AFC) sends several requests inside one public call, and only the last response's usage reaches
+the application, so the SDK's per-request helpers are wrapped too: they add each request's usage
+to the active call's :class:`Rounds` (made current by the method's scope, through a context
+variable) and change nothing else.
 """
 
 from __future__ import annotations
@@ -11,14 +12,24 @@ from __future__ import annotations
 import contextvars
 from typing import Any
 
-from genops_autoinstrument import semconv
-from genops_autoinstrument.governance.decisions import Decision, PolicyViolation, native_violation
-from genops_autoinstrument.engine.call import NULL_CALL, Call
-from genops_autoinstrument.engine.runtime import begin_call
-from genops_autoinstrument.diagnostics import internal_error
-from genops_autoinstrument.api.streams import RecordedAsyncStream, RecordedStream
+from genops_autoinstrument.api import (
+    NULL_CALL,
+    Call,
+    Decision,
+    PolicyViolation,
+    Prepared,
+    RecordedAsyncStream,
+    RecordedMethod,
+    RecordedStream,
+    begin_call,
+    capture_content,
+    get,
+    internal_error,
+    native_violation,
+    semconv,
+)
 
-from ._request import build_request, field
+from ._request import build_request
 from ._response import (
     GenerateAccumulator,
     Rounds,
@@ -33,6 +44,9 @@ from ._response import (
 # The Rounds of the call whose SDK code is running right now (None outside a recorded call).
 _rounds: contextvars.ContextVar[Rounds | None] = contextvars.ContextVar("genops_google_genai_rounds", default=None)
 
+# The SDK's continuation-aware stream (3.x): one streamed round of automatic function calling.
+CONTINUATION = "_generate_content_stream_with_continuation"
+
 _GENERATE = semconv.OPERATION_GENERATE_CONTENT
 _EMBED = semconv.OPERATION_EMBEDDINGS
 
@@ -42,11 +56,10 @@ def block_error(decision: Decision) -> BaseException:
     from google.genai import errors
 
     code, status = (429, "RESOURCE_EXHAUSTED") if decision.is_budget else (403, "PERMISSION_DENIED")
-    message = decision.message or f"blocked by GenOps policy {decision.policy_name}"
     body = {
         "error": {
             "code": code,
-            "message": message,
+            "message": decision.explanation,
             "status": status,
             "details": [
                 {
@@ -61,83 +74,69 @@ def block_error(decision: Decision) -> BaseException:
     return native_violation(errors.ClientError, decision, lambda cls: cls(code, body))
 
 
-def _capture_content() -> bool:
-    try:
-        from genops_autoinstrument import config
+class _CurrentRounds:
+    """The method's scope: the call's :class:`Rounds` (``prepared.state``) is current while its SDK
+    code runs, so the per-request helpers below add each AFC round to it."""
 
-        return bool(config.current().capture_content)
-    except Exception:  # pragma: no cover - defensive
-        return False
+    __slots__ = ("_value", "_token")
 
+    def __init__(self, call: Call, prepared: Prepared) -> None:
+        self._value = prepared.state
 
-def _request(instance: Any, kwargs: dict[str, Any], operation: str, streaming: bool = False) -> Any:
-    try:
-        return build_request(instance, kwargs, operation, streaming=streaming)
-    except Exception as error:
-        internal_error("google_genai request", error)
-        return None
+    def __enter__(self) -> None:
+        self._token = _rounds.set(self._value)
 
-
-def _finish_generate(call: Call, response: Any, rounds: Rounds) -> None:
-    if call.ended:
-        return
-    try:
-        usage = rounds.total()
-        if usage is None:
-            usage = usage_of(field(response, "usage_metadata"))
-        raw = raw_body(response) if usage is None else None
-        if raw is not None:  # the application asked for the raw HTTP response: read the JSON
-            usage = usage_of(raw.get("usageMetadata"))
-        call.finish(
-            response_model=field(response, "model_version") or (raw or {}).get("modelVersion"),
-            response_id=field(response, "response_id") or (raw or {}).get("responseId"),
-            finish_reasons=finish_reasons_of(response) or finish_reasons_of(raw),
-            usage=usage,
-            output_messages=lambda: output_messages_of(candidate_texts(response)),
-        )
-    except Exception as error:
-        internal_error("google_genai response", error)
-        call.finish()
+    def __exit__(self, *exc: Any) -> None:
+        _rounds.reset(self._token)
 
 
-def _finish_embed(call: Call, response: Any) -> None:
-    if call.ended:
-        return
-    try:
-        call.finish(usage=embedding_usage_of(response))
-    except Exception as error:
-        internal_error("google_genai embeddings", error)
-        call.finish()
+# --- requests -------------------------------------------------------------------------------
+def _prepare_generate(instance: Any, args: tuple, kwargs: dict) -> Prepared:
+    return Prepared(build_request(instance, kwargs, _GENERATE), block=block_error, state=Rounds())
 
 
-# --- public methods, synchronous ------------------------------------------------------------
-def generate_content(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    request = _request(instance, kwargs, _GENERATE)
-    if request is None:
-        return wrapped(*args, **kwargs)
-    call = begin_call(request, block=block_error)
-    rounds = Rounds()
-    token = _rounds.set(rounds)
-    try:
-        with call:
-            response = wrapped(*args, **kwargs)
-    finally:
-        _rounds.reset(token)
-    _finish_generate(call, response, rounds)
+def _prepare_stream(instance: Any, args: tuple, kwargs: dict) -> Prepared:
+    return Prepared(build_request(instance, kwargs, _GENERATE, streaming=True), block=block_error, state=Rounds())
+
+
+def _prepare_embed(instance: Any, args: tuple, kwargs: dict) -> Prepared:
+    return Prepared(build_request(instance, kwargs, _EMBED), block=block_error)
+
+
+# --- responses ------------------------------------------------------------------------------
+def _finish_generate(call: Call, response: Any, prepared: Prepared, is_async: bool) -> Any:
+    usage = prepared.state.total()
+    if usage is None:
+        usage = usage_of(get(response, "usage_metadata"))
+    raw = raw_body(response) if usage is None else None
+    if raw is not None:  # the application asked for the raw HTTP response: read the JSON
+        usage = usage_of(raw.get("usageMetadata"))
+    call.finish(
+        response_model=get(response, "model_version") or (raw or {}).get("modelVersion"),
+        response_id=get(response, "response_id") or (raw or {}).get("responseId"),
+        finish_reasons=finish_reasons_of(response) or finish_reasons_of(raw),
+        usage=usage,
+        output_messages=lambda: output_messages_of(candidate_texts(response)),
+    )
     return response
 
 
-def embed_content(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    request = _request(instance, kwargs, _EMBED)
-    if request is None:
-        return wrapped(*args, **kwargs)
-    call = begin_call(request, block=block_error)
-    with call:
-        response = wrapped(*args, **kwargs)
-    _finish_embed(call, response)
+def _finish_embed(call: Call, response: Any, prepared: Prepared, is_async: bool) -> Any:
+    call.finish(usage=embedding_usage_of(response))
     return response
 
 
+def _proxy_stream(call: Call, stream: Any, prepared: Prepared, is_async: bool) -> Any:
+    return _AsyncGenerateStream(stream, call, GenerateAccumulator(capture_content(), prepared.state))
+
+
+GENERATE = RecordedMethod("google_genai generate_content", _prepare_generate, _finish_generate, scope=_CurrentRounds)
+EMBED = RecordedMethod("google_genai embed_content", _prepare_embed, _finish_embed)
+# Async only: the sync stream is a lazy generator, recorded from its first next() (below).
+GENERATE_STREAM = RecordedMethod("google_genai generate_content_stream", _prepare_stream, _proxy_stream, scope=_CurrentRounds)
+
+
+# --- streams --------------------------------------------------------------------------------
 class _GenerateStream(RecordedStream):
     """The SDK's stream generator; the call starts at the first ``next()``, when the request is sent.
 
@@ -145,16 +144,16 @@ class _GenerateStream(RecordedStream):
     block where the SDK raises its own request errors: from the iteration.
     """
 
-    def __init__(self, stream: Any, request: Any, accumulator: GenerateAccumulator) -> None:
-        super().__init__(stream, NULL_CALL, accumulator)
-        self._self_request = request
+    def __init__(self, stream: Any, prepared: Prepared) -> None:
+        super().__init__(stream, NULL_CALL, GenerateAccumulator(capture_content(), prepared.state))
+        self._self_prepared: Prepared | None = prepared
 
     def __next__(self) -> Any:
-        request = self._self_request
-        if request is not None:
-            self._self_request = None
+        prepared = self._self_prepared
+        if prepared is not None:
+            self._self_prepared = None
             try:
-                self._self_call = begin_call(request, block=block_error)
+                self._self_call = begin_call(prepared.request, block=prepared.block)
             except PolicyViolation:
                 self.__wrapped__.close()
                 raise
@@ -165,48 +164,8 @@ class _GenerateStream(RecordedStream):
             _rounds.reset(token)
 
 
-def generate_content_stream(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    request = _request(instance, kwargs, _GENERATE, streaming=True)
-    stream = wrapped(*args, **kwargs)
-    if request is None:
-        return stream
-    try:
-        return _GenerateStream(stream, request, GenerateAccumulator(_capture_content()))
-    except Exception as error:  # pragma: no cover - defensive
-        internal_error("google_genai stream", error)
-        return stream
-
-
-# --- public methods, asynchronous -----------------------------------------------------------
-async def agenerate_content(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    request = _request(instance, kwargs, _GENERATE)
-    if request is None:
-        return await wrapped(*args, **kwargs)
-    call = begin_call(request, block=block_error)
-    rounds = Rounds()
-    token = _rounds.set(rounds)
-    try:
-        with call:
-            response = await wrapped(*args, **kwargs)
-    finally:
-        _rounds.reset(token)
-    _finish_generate(call, response, rounds)
-    return response
-
-
-async def aembed_content(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    request = _request(instance, kwargs, _EMBED)
-    if request is None:
-        return await wrapped(*args, **kwargs)
-    call = begin_call(request, block=block_error)
-    with call:
-        response = await wrapped(*args, **kwargs)
-    _finish_embed(call, response)
-    return response
-
-
 class _AsyncGenerateStream(RecordedAsyncStream):
-    """The SDK's async stream generator, with the call's Rounds visible while a chunk is fetched."""
+    """The SDK's async stream generator, with the call's Rounds current while a chunk is fetched."""
 
     async def __anext__(self) -> Any:
         token = _rounds.set(self._self_accumulator.rounds)
@@ -216,21 +175,16 @@ class _AsyncGenerateStream(RecordedAsyncStream):
             _rounds.reset(token)
 
 
-async def agenerate_content_stream(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    request = _request(instance, kwargs, _GENERATE, streaming=True)
-    if request is None:
-        return await wrapped(*args, **kwargs)
-    call = begin_call(request, block=block_error)
-    with call:
-        stream = await wrapped(*args, **kwargs)
-    if call.ended:  # nested or suppressed: nothing to record
-        return stream
+def generate_content_stream(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """``Models.generate_content_stream`` returns an unstarted generator: it is recorded from its
+    first ``next()`` (the kit's :class:`RecordedMethod` begins a call when the method is called)."""
     try:
-        return _AsyncGenerateStream(stream, call, GenerateAccumulator(_capture_content()))
-    except Exception as error:  # pragma: no cover - defensive
-        internal_error("google_genai stream", error)
-        call.finish()
-        return stream
+        prepared: Prepared | None = _prepare_stream(instance, args, kwargs)
+    except Exception as error:  # describing failed: the stream runs unrecorded
+        internal_error("google_genai generate_content_stream request", error)
+        prepared = None
+    stream = wrapped(*args, **kwargs)
+    return stream if prepared is None else _GenerateStream(stream, prepared)
 
 
 # --- per-request helpers of the SDK (usage of every AFC round) ------------------------------
@@ -252,7 +206,7 @@ def _add_round(response: Any) -> None:
     if rounds is None:
         return
     try:
-        rounds.add(usage_of(field(response, "usage_metadata")))
+        rounds.add(usage_of(get(response, "usage_metadata")))
     except Exception as error:
         internal_error("google_genai round", error)
 
@@ -266,3 +220,11 @@ def mark_stream_round(wrapped: Any, instance: Any, args: tuple, kwargs: dict) ->
         except Exception as error:  # pragma: no cover - defensive
             internal_error("google_genai round", error)
     return wrapped(*args, **kwargs)
+
+
+def mark_stream_request(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """``_generate_content_stream``: a new round on SDKs without continuation-aware streams (< 3);
+    on 3.x the continuation stream around this request has marked it."""
+    if hasattr(type(instance), CONTINUATION):
+        return wrapped(*args, **kwargs)
+    return mark_stream_round(wrapped, instance, args, kwargs)

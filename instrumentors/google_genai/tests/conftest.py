@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from genops_autoinstrument import config
-from genops_autoinstrument.governance.decisions import Decision
+from genops_autoinstrument.api import Decision
 from genops_autoinstrument.governance.governor import Governor, Ticket
 
 MODEL_VERSION = "gemini-2.5-flash-preview-05-20"

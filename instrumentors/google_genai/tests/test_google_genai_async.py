@@ -8,7 +8,7 @@ import gc
 import pytest
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.governance.decisions import PolicyViolation
+from genops_autoinstrument.api import PolicyViolation
 from genops_autoinstrument.api.testing import capture
 
 

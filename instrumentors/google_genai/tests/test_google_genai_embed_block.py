@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.governance.decisions import PolicyViolation
+from genops_autoinstrument.api import PolicyViolation
 from genops_autoinstrument.api.testing import capture
 
 
@@ -112,7 +112,7 @@ def test_chat_block_keeps_history_untouched(client, server, settings, budget_blo
 def test_gemini_generate_content_is_priced(client, server, settings, gemini):
     """Pricing of a Gemini model: 120 input (100 cache reads), 42 output at gemini-2.5-flash prices."""
     from genops_autoinstrument.pricing.prices import price_call
-    from genops_autoinstrument.pricing.usage import Usage
+    from genops_autoinstrument.api import Usage
 
     usage = Usage(input_tokens=120, output_tokens=42, cache_read_tokens=100, reasoning_tokens=12)
     price = price_call("gcp.gen_ai", "gemini-2.5-flash", usage)

@@ -8,7 +8,7 @@ import types as pytypes
 import pytest
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.governance.decisions import PolicyViolation
+from genops_autoinstrument.api import PolicyViolation
 from genops_autoinstrument.api.testing import capture
 
 STREAM_USAGE = {"promptTokenCount": 25, "candidatesTokenCount": 6, "thoughtsTokenCount": 20, "cachedContentTokenCount": 16, "totalTokenCount": 51}
