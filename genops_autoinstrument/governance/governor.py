@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 from genops_autoinstrument.governance.decisions import ALLOWED, Decision
+from genops_autoinstrument.governance.request import PolicyRequest
 
 if TYPE_CHECKING:
     from genops_autoinstrument.config import Settings
-    from genops_autoinstrument.engine.call import CallRequest
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Governor:
 
     active = False
 
-    def decide(self, request: "CallRequest", attribution: Mapping[str, str]) -> Ticket:
+    def decide(self, request: PolicyRequest, attribution: Mapping[str, str]) -> Ticket:
         return Ticket()
 
     def settle(self, ticket: Ticket, actual_cost: float | None, ran: bool) -> Settlement | None:

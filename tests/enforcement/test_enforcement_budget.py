@@ -8,12 +8,8 @@ import logging
 import pytest
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.governance.enforcing import (
-    ATTR_CHARGED,
-    ATTR_CHARGED_BASIS,
-    ATTR_ESTIMATE_STATUS,
-    DEFAULT_OUTPUT_TOKENS,
-)
+from genops_autoinstrument.governance.budgets import ATTR_CHARGED, ATTR_CHARGED_BASIS, ATTR_ESTIMATE_STATUS
+from genops_autoinstrument.governance.estimator import DEFAULT_OUTPUT_TOKENS
 from genops_autoinstrument.governance.decisions import PolicyViolation
 from genops_autoinstrument.governance.ledger.base import Figures
 from genops_autoinstrument.governance.ledger.memory import MemoryLedger

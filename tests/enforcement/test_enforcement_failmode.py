@@ -8,7 +8,8 @@ import socket
 import pytest
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.governance.enforcing import ATTR_LEDGER_STATUS, EnforcingGovernor
+from genops_autoinstrument.governance.enforcing import EnforcingGovernor
+from genops_autoinstrument.governance.ledger_link import ATTR_LEDGER_STATUS
 from genops_autoinstrument.governance.decisions import PolicyViolation
 from genops_autoinstrument.governance.ledger.factory import open_ledger
 from genops_autoinstrument.governance.ledger.sqlite import SqliteLedger

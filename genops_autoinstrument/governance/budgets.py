@@ -1,0 +1,226 @@
+"""Budgets: reserve an estimate before the call, settle the actual cost after it, alert once per period.
+
+Concurrent callers sharing one ledger can overrun a budget by at most the estimates' error on calls
+in flight: spend under an enforced budget never exceeds it by more than what calls exceeded their
+own estimates by. A reservation not settled within ``RESERVATION_TTL_SECONDS`` (10 minutes: a
+killed process) stops counting. An unpriced model reserves 0 and says so in
+``genops.accounting.estimate_status``; an unpriced *actual* cost counts the estimate. An exhausted
+budget refuses every call, priced or not.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping
+
+from genops_autoinstrument import semconv
+from genops_autoinstrument.governance.estimator import Estimator
+from genops_autoinstrument.governance.governor import Settlement
+from genops_autoinstrument.governance.ledger.base import ALERT_GRACE_SECONDS, Bucket, BudgetCheck, to_nanos, to_usd, unique_buckets
+from genops_autoinstrument.governance.ledger_link import LedgerLink
+from genops_autoinstrument.governance.outcomes import Outcome, result_for, scope_value
+from genops_autoinstrument.governance.periods import Window, window
+from genops_autoinstrument.governance.policies import RatePolicy, rate_results
+from genops_autoinstrument.governance.request import PolicyRequest, Prompt
+
+if TYPE_CHECKING:
+    from genops_autoinstrument.config import Settings
+    from genops_autoinstrument.config.rules import BudgetRule
+
+log = logging.getLogger("genops")
+
+ATTR_ESTIMATE_STATUS = semconv.GENOPS_ACCOUNTING_ESTIMATE_STATUS
+ATTR_CHARGED = semconv.GENOPS_ACCOUNTING_CHARGED
+ATTR_CHARGED_BASIS = semconv.GENOPS_ACCOUNTING_CHARGED_BASIS
+ATTR_BUDGET_THRESHOLD = semconv.GENOPS_BUDGET_THRESHOLD
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A budget rule with everything the hot path needs computed once."""
+
+    rule: "BudgetRule"
+    name: str
+    limit: int
+    blocking: bool
+    allocated: float
+
+
+@dataclass(frozen=True)
+class Held:
+    """A live reservation: what settlement needs."""
+
+    ticket_id: str
+    amount: int  # nano-dollars reserved on every bucket
+    buckets: tuple[Bucket, ...]
+    rules: tuple[tuple[Plan, BudgetCheck], ...]
+
+
+Prepared = tuple[int, "list[tuple[Plan, BudgetCheck]]", str]  # estimate (nano-USD), each rule's check, reservation id
+
+
+class Budgets:
+    """The ``GENOPS_BUDGETS`` rules, reserved and settled through the shared ledger link."""
+
+    def __init__(self, settings: "Settings", link: LedgerLink, estimator: Estimator, reservation_ttl: float) -> None:
+        self.settings = settings
+        self.reservation_ttl = reservation_ttl
+        self._link = link
+        self._estimator = estimator
+        self._plans = tuple(Plan(rule, rule.name, to_nanos(rule.amount), rule.mode == "enforced", float(rule.amount)) for rule in settings.budgets)
+        self.names = tuple(plan.name for plan in self._plans)
+        self._windows: dict[str, Window] = {}
+        self._ids = TicketIds()
+
+    # --- reservation -----------------------------------------------------------------------------
+    def reserve(
+        self, request: PolicyRequest, attribution: Mapping[str, str], prompt: Prompt, now: float, attributes: dict, rates: RatePolicy | None = None
+    ) -> tuple[list[Outcome], Held | None]:
+        """Hold the estimate on every budget's bucket; with ``rates``, count those in the same ledger transaction first."""
+        rate_checks, names = rates.checks(attribution) if rates is not None else ({}, {})
+        prepared = self._prepare(request, attribution, prompt, now, attributes)
+        amount, pairs, ticket_id = prepared
+        checks = [check for _, check in pairs]
+        try:
+            if rates is None:
+                rate, reservation = None, self._link.ledger.reserve(ticket_id, amount, checks, now + self.reservation_ttl, now)
+            else:
+                rate, reservation = self._link.ledger.hit_and_reserve(list(rate_checks.values()), ticket_id, amount, checks, now + self.reservation_ttl, now)
+        except Exception as error:
+            if rates is None:
+                return self._link.refuse("reserve", error, attributes, pairs[0][0].name, any(plan.blocking for plan, _ in pairs)), None
+            return self._link.refuse("rate+reserve", error, attributes, next(iter(names.values())), blocking=True), None
+        outcomes = rate_results(names, rate.over) if rate is not None else []
+        if reservation is None:  # a rate limit refused the call: nothing was reserved
+            return outcomes, None
+        budget_outcomes, held = self._results(attribution, prepared, reservation)
+        return outcomes + budget_outcomes, held
+
+    def _prepare(self, request: PolicyRequest, attribution: Mapping[str, str], prompt: Prompt, now: float, attributes: dict) -> Prepared:
+        """The estimate (nano-USD), each rule's bucket check and a fresh reservation id."""
+        estimate = self._estimator.estimate(request, prompt)
+        if estimate is None:
+            attributes[ATTR_ESTIMATE_STATUS] = "unpriced"
+            amount = 0
+        else:
+            amount = to_nanos(estimate)
+        pairs = []
+        for plan in self._plans:
+            rule = plan.rule
+            value = scope_value(rule.attribute, attribution)
+            period = self._window(rule.period, now)
+            key = f"budget|{rule.scope}|{value}|{rule.period}|{period.key}"
+            expires = period.end + ALERT_GRACE_SECONDS if period.end is not None else None
+            pairs.append((plan, BudgetCheck(key, plan.limit, plan.blocking, expires)))
+        return amount, pairs, self._ids.next()
+
+    def _results(self, attribution: Mapping[str, str], prepared: Prepared, reservation: Any) -> tuple[list[Outcome], Held | None]:
+        """Each rule's outcome (with its figures), and the reservation when the ledger made it."""
+        amount, pairs, ticket_id = prepared
+        outcomes = []
+        for (plan, check), figures, over in zip(pairs, reservation.figures, reservation.over):
+            rule = plan.rule
+            consumed = to_usd(figures.spent)
+            status = (plan.name, rule.period, plan.allocated, consumed, max(0.0, to_usd(check.limit - figures.spent - figures.reserved)))
+            if over:
+                scope = rule.scope if rule.attribute is None else f"{rule.scope}={scope_value(rule.attribute, attribution)}"
+                message = (
+                    f"GenOps budget {plan.name} exceeded for {scope}: ${_money(consumed)} spent and "
+                    f"${_money(to_usd(figures.reserved))} in flight of ${_money(plan.allocated)} this {rule.period}; "
+                    f"this call needs about ${_money(to_usd(amount))}"
+                )
+                outcomes.append(Outcome(result_for(rule.mode), plan.name, semconv.REASON_BUDGET_EXCEEDED, message, rule.mode, status))
+            else:
+                outcomes.append(Outcome(policy_name=plan.name, mode=rule.mode, budget=status))
+        if not reservation.reserved:
+            return outcomes, None
+        checks = [check for _, check in pairs]
+        return outcomes, Held(ticket_id, amount, unique_buckets(checks), tuple(pairs))
+
+    def _window(self, period: str, now: float) -> Window:
+        cached = self._windows.get(period)
+        if cached is None or not (cached.start <= now and (cached.end is None or now < cached.end)):
+            cached = self._windows[period] = window(period, now)
+        return cached
+
+    # --- settlement ------------------------------------------------------------------------------
+    def settle(self, held: Held, actual_cost: float | None, ran: bool, now: float) -> Settlement | None:
+        """Release the reservation of a call that did not run; otherwise charge its cost (or the estimate)."""
+        if not ran:
+            try:
+                self._link.ledger.release(held.ticket_id, held.amount, held.buckets, now)
+            except Exception as error:
+                self._link.failed("release", error)  # the reservation then simply expires
+            return None
+        basis = "actual" if actual_cost is not None else "estimate"
+        counted = actual_cost if actual_cost is not None else to_usd(held.amount)
+        fields: dict[str, Any] = {ATTR_CHARGED: counted, ATTR_CHARGED_BASIS: basis, semconv.GENOPS_ACCOUNTING_UNIT: "USD"}
+        if actual_cost is not None:  # an unpriced cost is never reported as a number
+            fields[semconv.GENOPS_ACCOUNTING_ACTUAL] = actual_cost
+        settlement = Settlement(attributes=dict(fields))
+        try:
+            after = self._link.ledger.settle(held.ticket_id, held.amount, held.buckets, to_nanos(counted), now)
+        except Exception as error:
+            self._link.failed("settle", error)
+            after = None
+        reconciliation: dict[str, Any] = {semconv.GENOPS_ACCOUNTING_RESERVED: to_usd(held.amount), **fields}
+        if after is not None:
+            plan, check = held.rules[0]
+            reconciliation[semconv.GENOPS_BUDGET_NAME] = plan.name
+            reconciliation[semconv.GENOPS_BUDGET_CONSUMED] = to_usd(after[check.key].spent)
+        settlement.events.append((semconv.EVENT_BUDGET_RECONCILIATION, reconciliation))
+        if after is not None:
+            settlement.events.extend(self._alerts(held, after, now))
+        return settlement
+
+    def _alerts(self, held: Held, after: Mapping[str, Any], now: float) -> list[tuple[str, dict[str, Any]]]:
+        """A budget.alert event (and one log line) the first time a budget passes the alert threshold."""
+        threshold = self.settings.budget_alert_threshold
+        events = []
+        for plan, check in held.rules:
+            rule = plan.rule
+            spent = after[check.key].spent
+            if spent < threshold * check.limit:
+                continue
+            try:
+                first = self._link.ledger.first_alert(f"alert|{check.key}|{check.limit}", check.expires_at, now)
+            except Exception as error:
+                self._link.failed("alert", error)
+                continue
+            if first:
+                events.append(
+                    (
+                        semconv.EVENT_BUDGET_ALERT,
+                        {
+                            semconv.GENOPS_BUDGET_NAME: plan.name,
+                            semconv.GENOPS_BUDGET_PERIOD: rule.period,
+                            semconv.GENOPS_BUDGET_ALLOCATED: plan.allocated,
+                            semconv.GENOPS_BUDGET_CONSUMED: to_usd(spent),
+                            ATTR_BUDGET_THRESHOLD: threshold,
+                        },
+                    )
+                )
+                log.warning("GenOps budget %s has used %.0f%% of $%s this %s", plan.name, 100 * to_usd(spent) / plan.allocated, rule.amount, rule.period)
+        return events
+
+    def after_fork(self) -> None:
+        self._ids = TicketIds()  # never reuse the parent's reservation ids
+
+
+class TicketIds:
+    """Unique reservation ids without a syscall per call: a random per-process prefix and a counter."""
+
+    def __init__(self) -> None:
+        self._prefix = uuid.uuid4().hex[:16]
+        self._count = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._count):x}"
+
+
+def _money(usd: float) -> str:
+    """USD for messages: plain decimals down to a millionth of a cent, no exponent."""
+    return f"{usd:,.8f}".rstrip("0").rstrip(".") or "0"
