@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Collection
 
-from genops_autoinstrument import GenOpsInstrumentor
+from genops_autoinstrument.api import GenOpsInstrumentor
 
 from . import _wrappers as w
 from .package import _instruments, _watched_modules
@@ -22,22 +22,22 @@ __all__ = ["OpenAIInstrumentor"]
 # (module, "Class.method", wrapper). Modules are the SDK's public re-exports, stable across 1.x-3.x;
 # a target a given version does not have is skipped by GenOpsInstrumentor.wrap.
 _TARGETS: tuple[tuple[str, str, Any], ...] = (
-    ("openai.resources.chat", "Completions.create", w.sync_wrapper(w.CHAT)),
-    ("openai.resources.chat", "AsyncCompletions.create", w.async_wrapper(w.CHAT)),
-    ("openai.resources.chat", "Completions.parse", w.sync_wrapper(w.CHAT_PARSE)),
-    ("openai.resources.chat", "AsyncCompletions.parse", w.async_wrapper(w.CHAT_PARSE)),
-    ("openai.resources.beta.chat", "Completions.parse", w.sync_wrapper(w.CHAT_PARSE)),  # openai < 1.92
-    ("openai.resources.beta.chat", "AsyncCompletions.parse", w.async_wrapper(w.CHAT_PARSE)),
-    ("openai.resources.responses", "Responses.create", w.sync_wrapper(w.RESPONSES)),
-    ("openai.resources.responses", "AsyncResponses.create", w.async_wrapper(w.RESPONSES)),
-    ("openai.resources.responses", "Responses.parse", w.sync_wrapper(w.RESPONSES_PARSE)),
-    ("openai.resources.responses", "AsyncResponses.parse", w.async_wrapper(w.RESPONSES_PARSE)),
-    ("openai.resources.beta.responses", "Responses.create", w.sync_wrapper(w.RESPONSES)),
-    ("openai.resources.beta.responses", "AsyncResponses.create", w.async_wrapper(w.RESPONSES)),
-    ("openai.resources.completions", "Completions.create", w.sync_wrapper(w.COMPLETIONS)),
-    ("openai.resources.completions", "AsyncCompletions.create", w.async_wrapper(w.COMPLETIONS)),
-    ("openai.resources.embeddings", "Embeddings.create", w.sync_wrapper(w.EMBEDDINGS)),
-    ("openai.resources.embeddings", "AsyncEmbeddings.create", w.async_wrapper(w.EMBEDDINGS)),
+    ("openai.resources.chat", "Completions.create", w.CHAT.sync),
+    ("openai.resources.chat", "AsyncCompletions.create", w.CHAT.async_),
+    ("openai.resources.chat", "Completions.parse", w.CHAT_PARSE.sync),
+    ("openai.resources.chat", "AsyncCompletions.parse", w.CHAT_PARSE.async_),
+    ("openai.resources.beta.chat", "Completions.parse", w.CHAT_PARSE.sync),  # openai < 1.92
+    ("openai.resources.beta.chat", "AsyncCompletions.parse", w.CHAT_PARSE.async_),
+    ("openai.resources.responses", "Responses.create", w.RESPONSES.sync),
+    ("openai.resources.responses", "AsyncResponses.create", w.RESPONSES.async_),
+    ("openai.resources.responses", "Responses.parse", w.RESPONSES_PARSE.sync),
+    ("openai.resources.responses", "AsyncResponses.parse", w.RESPONSES_PARSE.async_),
+    ("openai.resources.beta.responses", "Responses.create", w.RESPONSES.sync),
+    ("openai.resources.beta.responses", "AsyncResponses.create", w.RESPONSES.async_),
+    ("openai.resources.completions", "Completions.create", w.COMPLETIONS.sync),
+    ("openai.resources.completions", "AsyncCompletions.create", w.COMPLETIONS.async_),
+    ("openai.resources.embeddings", "Embeddings.create", w.EMBEDDINGS.sync),
+    ("openai.resources.embeddings", "AsyncEmbeddings.create", w.EMBEDDINGS.async_),
     ("openai.lib.streaming.chat", "ChatCompletionStream.close", w.helper_close),
     ("openai.lib.streaming.chat", "AsyncChatCompletionStream.close", w.async_helper_close),
     ("openai.lib.streaming.responses", "ResponseStream.close", w.helper_close),

@@ -8,9 +8,9 @@ the SDK builds its own errors. Nothing is sent: the response never came from the
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-from genops_autoinstrument.governance.decisions import Decision, native_violation
+from genops_autoinstrument.api import BlockFactory, Decision, native_violation
 
 
 def _http_module() -> Any:
@@ -20,7 +20,7 @@ def _http_module() -> Any:
     return getattr(exceptions, "httpx2", None) or getattr(exceptions, "httpx")
 
 
-def block_factory(base_url: str | None, path: str) -> Callable[[Decision], BaseException]:
+def block_factory(base_url: str | None, path: str) -> BlockFactory:
     """A ``block=`` factory for :func:`begin_call` for requests to ``base_url``/``path``."""
 
     def build(decision: Decision) -> BaseException:
@@ -28,7 +28,8 @@ def block_factory(base_url: str | None, path: str) -> Callable[[Decision], BaseE
 
         http = _http_module()
         url = f"{(base_url or 'https://api.openai.com/v1').rstrip('/')}/{path}"
-        message = decision.message or f"Request blocked by GenOps policy {decision.policy_name or ''}".strip()
+        # The kit's explanation, worded as this plugin always has: "Request blocked by GenOps policy …".
+        message = decision.message or f"Request {decision.explanation}"
         if decision.is_budget:
             native: type[BaseException] = openai.RateLimitError
             status = 429

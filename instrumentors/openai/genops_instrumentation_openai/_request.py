@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Callable, Iterable, Iterator
 
-from genops_autoinstrument import semconv
-from genops_autoinstrument.engine.call import CallRequest
+from genops_autoinstrument.api import CallRequest, get, given, semconv, server_of_url
 
 # Hosts of OpenAI-compatible services, mapped to their gen_ai.provider.name.
 _KNOWN_HOSTS = {
@@ -29,38 +28,6 @@ _KNOWN_HOSTS = {
 _AZURE_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
 
 
-# type -> is it a Mapping; an isinstance check against the Mapping ABC costs more than the read.
-_IS_MAPPING: dict[type, bool] = {dict: True}
-
-
-def is_mapping(obj: Any) -> bool:
-    """``isinstance(obj, Mapping)``, cached per type."""
-    cls = type(obj)
-    mapping = _IS_MAPPING.get(cls)
-    if mapping is None:
-        mapping = isinstance(obj, Mapping)
-        if obj.__class__ is cls and len(_IS_MAPPING) < 512:  # proxies report another class: not cached
-            _IS_MAPPING[cls] = mapping
-    return mapping
-
-
-def get(obj: Any, key: str, default: Any = None) -> Any:
-    """``obj[key]`` for mappings, ``obj.key`` for SDK objects; ``default`` when absent."""
-    if obj is None:
-        return default
-    mapping = _IS_MAPPING.get(type(obj))  # the common case inline: a type seen before
-    if mapping is None:
-        mapping = is_mapping(obj)
-    if mapping:
-        return obj.get(key, default)
-    return getattr(obj, key, default)
-
-
-def given(value: Any) -> bool:
-    """False for None and the SDK's ``omit`` / ``NOT_GIVEN`` sentinels."""
-    return value is not None and type(value).__name__ not in ("Omit", "NotGiven")
-
-
 _SCALARS = (int, float, str)
 
 
@@ -77,15 +44,16 @@ def _scalar(value: Any) -> Any:
 
 # --- server and provider ---------------------------------------------------------------------
 class Server:
-    """Where a resource's client sends requests."""
+    """Where a resource's client sends requests; ``blocks`` caches its block-error factories by path."""
 
-    __slots__ = ("provider", "address", "port", "base_url")
+    __slots__ = ("provider", "address", "port", "base_url", "blocks")
 
     def __init__(self, provider: str, address: str | None, port: int | None, base_url: str | None) -> None:
         self.provider = provider
         self.address = address
         self.port = port
         self.base_url = base_url
+        self.blocks: dict[str, Callable[[Any], BaseException]] = {}
 
 
 def provider_name(client: Any, host: str | None) -> str:
@@ -118,11 +86,7 @@ def server_of(resource: Any) -> Server:
     cached = _SERVERS.get(id(url))
     if cached is not None and cached[0] is url and cached[1] is type(client):
         return cached[2]
-    host = getattr(url, "host", None) or None
-    port = getattr(url, "port", None)
-    if port is None:
-        scheme = getattr(url, "scheme", "")
-        port = 443 if scheme == "https" else 80 if scheme == "http" else None
+    host, port = server_of_url(url)
     server = Server(provider_name(client, host), host, port, _without_userinfo(str(url)))
     if len(_SERVERS) >= 256:
         _SERVERS.clear()

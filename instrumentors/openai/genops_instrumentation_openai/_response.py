@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from genops_autoinstrument.engine.call import Call
-from genops_autoinstrument.pricing.usage import Usage
-
-from ._request import get, is_mapping
+from genops_autoinstrument.api import Call, Usage, get, is_mapping
 
 
 def _attribute(obj: Any, key: str) -> Any:

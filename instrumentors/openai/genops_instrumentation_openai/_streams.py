@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from genops_autoinstrument.engine.call import Call
-from genops_autoinstrument.api.streams import StreamAccumulator
+from genops_autoinstrument.api import Call, StreamAccumulator, get, is_mapping
 
-from ._request import get, is_mapping
 from ._response import _int, _str, chat_usage, finish_responses
 
 

@@ -1,8 +1,8 @@
-"""The wrappers around the SDK's resource methods: one recorded call per application call.
+"""The OpenAI SDK's resource methods as recorded calls: one :class:`Endpoint` per kind of method.
 
-An :class:`Endpoint` says how to describe a request and read its response; :func:`sync_wrapper`
-and :func:`async_wrapper` turn it into wrapt wrappers. Results reach the application unchanged:
-plain objects as they are, streams inside a ``RecordedStream`` proxy, and raw responses
+Each endpoint is a kit :class:`RecordedMethod`: ``prepare`` describes the request (and asks a
+stream for its usage chunk), ``read`` reports the response. Results reach the application
+unchanged: plain objects as they are, streams inside a ``RecordedStream`` proxy, and raw responses
 (``with_raw_response`` / ``with_streaming_response``) as the very same object, observed through
 its ``parse``/``close``.
 """
@@ -16,11 +16,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from genops_autoinstrument import config
-from genops_autoinstrument.engine.call import Call, CallRequest
-from genops_autoinstrument.engine.runtime import begin_call
-from genops_autoinstrument.diagnostics import internal_error
-from genops_autoinstrument.api.streams import RecordedAsyncStream, RecordedStream, StreamAccumulator
+from genops_autoinstrument.api import (
+    BlockFactory,
+    Call,
+    CallRequest,
+    ConfigError,
+    Prepared,
+    RecordedAsyncStream,
+    RecordedMethod,
+    RecordedStream,
+    StreamAccumulator,
+    capture_content,
+    internal_error,
+    is_mapping,
+    plugin_variable,
+    read_plugin_variable,
+)
 
 from . import _request, _response
 from ._errors import block_factory
@@ -29,33 +40,10 @@ from ._streams import ChatStreamAccumulator, ResponsesStreamAccumulator
 log = logging.getLogger("genops")
 
 STREAM_USAGE_VARIABLE = "GENOPS_OPENAI_STREAM_USAGE"
-STREAM_USAGE = config.plugin_variable(
+STREAM_USAGE = plugin_variable(
     STREAM_USAGE_VARIABLE, "bool", True, "`false` stops the OpenAI plugin from asking streamed calls for their usage chunk (tokens then unknown)."
 )
 _RAW_HEADER = "x-stainless-raw-response"  # openai._constants.RAW_RESPONSE_HEADER, lower-cased
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """How one SDK method maps onto the call-recording API."""
-
-    path: str  # for the synthetic request of a blocked call
-    describe: Callable[[_request.Server, Mapping[str, Any], bool], CallRequest]
-    finish: _response.Finisher
-    accumulator: Callable[[bool, bool], StreamAccumulator] | None = None  # (hide_usage_chunk, capture)
-    usage_option: bool = False  # supports stream_options={"include_usage": True}
-    always_streams: bool = False
-
-
-CHAT = Endpoint("chat/completions", _request.chat_request, _response.finish_chat, lambda hide, capture: ChatStreamAccumulator(hide, capture), True)
-CHAT_PARSE = Endpoint("chat/completions", _request.chat_request, _response.finish_chat)
-RESPONSES = Endpoint("responses", _request.responses_request, _response.finish_responses, lambda hide, capture: ResponsesStreamAccumulator())
-RESPONSES_PARSE = Endpoint("responses", _request.responses_request, _response.finish_responses)
-COMPLETIONS = Endpoint(
-    "completions", _request.completions_request, _response.finish_completion, lambda hide, capture: ChatStreamAccumulator(hide, capture, "text"), True
-)
-EMBEDDINGS = Endpoint("embeddings", _request.embeddings_request, _response.finish_embeddings)
-
 
 _warned_variable = False
 
@@ -64,29 +52,39 @@ def stream_usage_enabled() -> bool:
     """``GENOPS_OPENAI_STREAM_USAGE`` (default true): ask streamed calls for their usage chunk."""
     global _warned_variable
     try:
-        return bool(config.read_plugin_variable(STREAM_USAGE))
-    except config.ConfigError as error:  # only outside genops-run, which validates at start-up
+        return bool(read_plugin_variable(STREAM_USAGE))
+    except ConfigError as error:  # only outside genops-run, which validates at start-up
         if not _warned_variable:
             _warned_variable = True
             log.warning("%s; using the default (true)", error)
         return True
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Plan:
-    """One call, prepared: its description and the keyword arguments actually sent."""
+    """How to read one call's result (``Prepared.state``); the common plans are shared constants."""
 
-    endpoint: Endpoint
-    request: CallRequest
-    block: Callable[[Any], BaseException]
     streaming: bool
     raw: str | None  # "true" (with_raw_response), "stream" (with_streaming_response) or None
-    hide_usage_chunk: bool = False
+    hide_usage_chunk: bool = False  # GenOps asked for the usage chunk: the application never sees it
+
+
+_NOT_STREAMING = Plan(False, None)
+_STREAMING = Plan(True, None)
+_STREAMING_HIDING_USAGE = Plan(True, None, True)
+
+
+def _plan(streaming: bool, raw: str | None, hide_usage_chunk: bool) -> Plan:
+    if raw is not None:
+        return Plan(streaming, raw)
+    if hide_usage_chunk:
+        return _STREAMING_HIDING_USAGE
+    return _STREAMING if streaming else _NOT_STREAMING
 
 
 def _raw_mode(kwargs: Mapping[str, Any]) -> str | None:
     headers = kwargs.get("extra_headers")
-    if not isinstance(headers, Mapping):
+    if headers is None or not is_mapping(headers):
         return None
     for key, value in headers.items():
         if isinstance(key, str) and key.lower() == _RAW_HEADER and isinstance(value, str):
@@ -108,76 +106,82 @@ def _materialize(kwargs: dict[str, Any]) -> None:
             kwargs[key] = list(value)
 
 
-_BLOCKS: dict[tuple[str | None, str], Callable[[Any], BaseException]] = {}
-
-
-def _block(base_url: str | None, path: str) -> Callable[[Any], BaseException]:
+def _block(server: _request.Server, path: str) -> BlockFactory:
     """The block-error factory for one endpoint of one server (built once, they are pure)."""
-    key = (base_url, path)
-    factory = _BLOCKS.get(key)
+    factory = server.blocks.get(path)
     if factory is None:
-        if len(_BLOCKS) >= 256:
-            _BLOCKS.clear()
-        factory = _BLOCKS[key] = block_factory(base_url, path)
+        factory = server.blocks[path] = block_factory(server.base_url, path)
     return factory
 
 
-def _plan(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> Plan | None:
-    try:
-        _materialize(kwargs)
-        streaming = endpoint.always_streams or kwargs.get("stream") is True
-        server = _request.server_of(instance)
-        return Plan(endpoint, endpoint.describe(server, kwargs, streaming), _block(server.base_url, endpoint.path), streaming, _raw_mode(kwargs))
-    except Exception as error:
-        internal_error("openai request", error)
-        return None
-
-
-def _send_kwargs(plan: Plan, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Ask for the usage chunk of a stream when the app did not (and it is not a raw response)."""
-    if not (plan.streaming and plan.endpoint.usage_option and plan.raw is None):
-        return kwargs
+def _with_usage_chunk(kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """The kwargs asking a stream for its usage chunk, or None when the app did (or it is off)."""
     try:
         options = kwargs.get("stream_options")
-        options = options if isinstance(options, Mapping) else {}
+        options = options if is_mapping(options) else {}
         if options.get("include_usage") is True or not stream_usage_enabled():
-            return kwargs
-        plan.hide_usage_chunk = True
+            return None
         return {**kwargs, "stream_options": {**options, "include_usage": True}}
     except Exception as error:
         internal_error("openai stream usage", error)
-        return kwargs
+        return None
 
 
-def _capture() -> bool:
-    return bool(config.current().capture_content)
+@dataclass(frozen=True)
+class Endpoint:
+    """How one kind of SDK method maps onto a recorded call; :meth:`recorded` is its kit method."""
 
+    path: str  # for the synthetic request of a blocked call
+    describe: Callable[[_request.Server, Mapping[str, Any], bool], CallRequest]
+    finish: _response.Finisher
+    accumulator: Callable[[bool, bool], StreamAccumulator] | None = None  # (hide_usage_chunk, capture)
+    usage_option: bool = False  # supports stream_options={"include_usage": True}
+    always_streams: bool = False
 
-def _accumulator(plan: Plan) -> StreamAccumulator:
-    factory = plan.endpoint.accumulator
-    return factory(plan.hide_usage_chunk, _capture()) if factory is not None else StreamAccumulator()
+    def prepare(self, instance: Any, args: tuple, kwargs: dict[str, Any]) -> Prepared:
+        """Describe the call; a stream that did not ask for its usage chunk is sent asking for it."""
+        _materialize(kwargs)
+        streaming = self.always_streams or kwargs.get("stream") is True
+        server = _request.server_of(instance)
+        request = self.describe(server, kwargs, streaming)
+        raw = _raw_mode(kwargs)
+        send = _with_usage_chunk(kwargs) if streaming and self.usage_option and raw is None else None
+        return Prepared(request, _block(server, self.path), kwargs=send, state=_plan(streaming, raw, send is not None))
 
-
-def _deliver(plan: Plan, call: Call, result: Any, is_async: bool) -> Any:
-    """Report or observe ``result``; return what the application gets (never raises)."""
-    try:
+    def read(self, call: Call, result: Any, prepared: Prepared, is_async: bool) -> Any:
+        """Report or observe ``result``; return what the application gets."""
+        plan: Plan = prepared.state
         if plan.raw is not None and hasattr(result, "http_response"):
             if plan.raw == "true" and not plan.streaming:
-                _finish_from_body(plan, call, result.http_response)
-                return result
-            _RawObserver(plan, call, is_async).attach(result)
+                _finish_from_body(self, call, result.http_response)
+            else:
+                _RawObserver(self, plan, call, is_async).attach(result)
             return result
         if plan.streaming:
             proxy = RecordedAsyncStream if is_async else RecordedStream
-            return proxy(result, call, _accumulator(plan))
-        plan.endpoint.finish(call, result)
-    except Exception as error:
-        internal_error("openai response", error)
-        call.finish()
-    return result
+            return proxy(result, call, self.stream_accumulator(plan))
+        self.finish(call, result)
+        return result
+
+    def stream_accumulator(self, plan: Plan) -> StreamAccumulator:
+        factory = self.accumulator
+        return factory(plan.hide_usage_chunk, capture_content()) if factory is not None else StreamAccumulator()
+
+    def recorded(self) -> RecordedMethod:
+        return RecordedMethod("openai", self.prepare, self.read)
 
 
-def _finish_from_body(plan: Plan, call: Call, http_response: Any) -> None:
+CHAT = Endpoint("chat/completions", _request.chat_request, _response.finish_chat, lambda hide, capture: ChatStreamAccumulator(hide, capture), True).recorded()
+CHAT_PARSE = Endpoint("chat/completions", _request.chat_request, _response.finish_chat).recorded()
+RESPONSES = Endpoint("responses", _request.responses_request, _response.finish_responses, lambda hide, capture: ResponsesStreamAccumulator()).recorded()
+RESPONSES_PARSE = Endpoint("responses", _request.responses_request, _response.finish_responses).recorded()
+COMPLETIONS = Endpoint(
+    "completions", _request.completions_request, _response.finish_completion, lambda hide, capture: ChatStreamAccumulator(hide, capture, "text"), True
+).recorded()
+EMBEDDINGS = Endpoint("embeddings", _request.embeddings_request, _response.finish_embeddings).recorded()
+
+
+def _finish_from_body(endpoint: Endpoint, call: Call, http_response: Any) -> None:
     """Read the facts from a response body the application (or the SDK) already read."""
     if call.ended:
         return
@@ -187,13 +191,14 @@ def _finish_from_body(plan: Plan, call: Call, http_response: Any) -> None:
     except Exception:
         call.finish()
         return
-    plan.endpoint.finish(call, data)
+    endpoint.finish(call, data)
 
 
 class _RawObserver:
     """Observes a raw response object without replacing it: its ``parse`` and ``close``, and its end."""
 
-    def __init__(self, plan: Plan, call: Call, is_async: bool) -> None:
+    def __init__(self, endpoint: Endpoint, plan: Plan, call: Call, is_async: bool) -> None:
+        self.endpoint = endpoint
         self.plan = plan
         self.call = call
         self.is_async = is_async
@@ -245,7 +250,7 @@ class _RawObserver:
                 return self.proxy
             if self.proxy is None and not self.call.ended and (hasattr(parsed, "__next__") or hasattr(parsed, "__anext__")):
                 proxy_cls = RecordedAsyncStream if self.is_async else RecordedStream
-                self.proxy = proxy_cls(parsed, self.call, _accumulator(self.plan))
+                self.proxy = proxy_cls(parsed, self.call, self.endpoint.stream_accumulator(self.plan))
                 return self.proxy
         except Exception as error:
             internal_error("openai raw stream", error)
@@ -261,7 +266,7 @@ class _RawObserver:
             elif self.plan.streaming:
                 self.call.finish()
             else:
-                _finish_from_body(self.plan, self.call, self.http_response)
+                _finish_from_body(self.endpoint, self.call, self.http_response)
         except Exception as error:
             internal_error("openai raw close", error)
             self.call.finish()
@@ -270,38 +275,6 @@ class _RawObserver:
         """The raw response was garbage-collected; a stream taken from it ends on its own."""
         if self.proxy is None:
             self.ended()
-
-
-def sync_wrapper(endpoint: Endpoint) -> Callable[..., Any]:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        plan = _plan(endpoint, instance, kwargs)
-        if plan is None:
-            return wrapped(*args, **kwargs)
-        call = begin_call(plan.request, block=plan.block)
-        if call.ended:
-            return wrapped(*args, **kwargs)
-        send = _send_kwargs(plan, kwargs)
-        with call:
-            result = wrapped(*args, **send)
-        return _deliver(plan, call, result, False)
-
-    return wrapper
-
-
-def async_wrapper(endpoint: Endpoint) -> Callable[..., Any]:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        plan = _plan(endpoint, instance, kwargs)
-        if plan is None:
-            return await wrapped(*args, **kwargs)
-        call = begin_call(plan.request, block=plan.block)
-        if call.ended:
-            return await wrapped(*args, **kwargs)
-        send = _send_kwargs(plan, kwargs)
-        with call:
-            result = await wrapped(*args, **send)
-        return _deliver(plan, call, result, True)
-
-    return wrapper
 
 
 def helper_close(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
