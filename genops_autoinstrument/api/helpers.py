@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from genops_autoinstrument import config
+
 # type -> is it a Mapping; an isinstance check against the Mapping ABC costs more than the read.
 _IS_MAPPING: dict[type, bool] = {dict: True}
 _DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -63,8 +65,6 @@ def server_of_url(url: Any) -> tuple[str | None, int | None]:
 def capture_content() -> bool:
     """``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``: record prompts and completions (opt-in)."""
     try:
-        from genops_autoinstrument import config
-
         return bool(config.current().capture_content)
     except Exception:  # an invalid value outside genops-run: content stays unrecorded
         return False

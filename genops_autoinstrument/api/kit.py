@@ -108,8 +108,12 @@ class RecordedMethod:
                 with self._scope(call, prepared):
                     return wrapped(*args, **kwargs)
             send = kwargs if prepared.kwargs is None else prepared.kwargs
-            with call, self._scope(call, prepared):
-                result = wrapped(*args, **send)
+            if self.scope is None:
+                with call:
+                    result = wrapped(*args, **send)
+            else:
+                with call, self._scope(call, prepared):
+                    result = wrapped(*args, **send)
             return self._read(call, result, prepared, False)
 
         return wrapper
@@ -125,8 +129,12 @@ class RecordedMethod:
                 with self._scope(call, prepared):
                     return await wrapped(*args, **kwargs)
             send = kwargs if prepared.kwargs is None else prepared.kwargs
-            with call, self._scope(call, prepared):
-                result = await wrapped(*args, **send)
+            if self.scope is None:
+                with call:
+                    result = await wrapped(*args, **send)
+            else:
+                with call, self._scope(call, prepared):
+                    result = await wrapped(*args, **send)
             return self._read(call, result, prepared, True)
 
         return wrapper
