@@ -20,9 +20,7 @@ Nothing is lost or late where it matters:
 
 from __future__ import annotations
 
-import atexit
 import collections
-import os
 import queue
 import threading
 import weakref
@@ -30,6 +28,8 @@ from time import sleep as _sleep
 from typing import Any, Callable
 
 from opentelemetry.sdk.trace import SpanProcessor
+
+from genops_autoinstrument import lifecycle
 
 FLUSH_SECONDS = 5.0  # longest a flush (collection, exit) waits for the batch in progress
 
@@ -60,9 +60,8 @@ class DeferredQueue:
     def __init__(self) -> None:
         self._reset()
         self._held_for_fork = False
-        self._exit_registered_pid: int | None = None
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(before=self._before_fork, after_in_parent=self._after_fork_in_parent, after_in_child=self._reset)
+        lifecycle.around_fork(self._before_fork, self._after_fork_in_parent, lifecycle.FORK_DEFERRED)
+        lifecycle.on_fork_child(self._reset, lifecycle.FORK_DEFERRED)
 
     def _reset(self) -> None:
         self._items: collections.deque[_Job] = collections.deque()
@@ -118,9 +117,7 @@ class DeferredQueue:
             finally:
                 self._starting = False
             self._thread = thread
-            if self._exit_registered_pid != os.getpid():
-                self._exit_registered_pid = os.getpid()
-                atexit.register(self._flush_at_exit)  # runs before the telemetry shutdown registered earlier
+            lifecycle.at_exit(self._flush_at_exit, lifecycle.EXIT_DEFERRED)  # before the summary and the telemetry shutdown
 
     def _work(self) -> None:
         items, signal, busy = self._items, self._signal, self._busy

@@ -1,7 +1,9 @@
-"""The governance telemetry engine behind :mod:`genops_autoinstrument.engine.call`.
+"""The call lifecycle behind :mod:`genops_autoinstrument.engine.call`: begin, finish, fail, complete, settle.
 
 One engine per process. It turns a plugin's :class:`CallRequest` and response facts into the span,
 the metrics, the cost and the budget reconciliation, and asks the governor for a decision first.
+Who a call is for comes from :mod:`~genops_autoinstrument.engine.attribution`; the metrics are
+recorded by :mod:`~genops_autoinstrument.engine.instruments`.
 """
 
 from __future__ import annotations
@@ -11,18 +13,18 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 from genops_autoinstrument import config, semconv
+from genops_autoinstrument.engine.attribution import Attribution
+from genops_autoinstrument.engine.call import Call, CallRequest
 from genops_autoinstrument.engine.deferred import FLUSH_SECONDS, completes_queued_spans, deferred_queue, flush_before_collection, run_job
+from genops_autoinstrument.engine.instruments import Instruments, Shape
 from genops_autoinstrument.governance.decisions import Decision
 from genops_autoinstrument.governance.governor import Governor, Ticket, build_governor
 from genops_autoinstrument.pricing.prices import price_call
-from genops_autoinstrument.engine.call import Call, CallRequest
 from genops_autoinstrument.pricing.usage import Usage
 
-_BAGGAGE_KEYS = frozenset(semconv.ATTRIBUTION_KEYS)
 _NO_TICKET = Ticket()  # what an inactive governor would return; read-only, shared by every call
 _perf_counter = time.perf_counter
 _time_ns = time.time_ns
-_DIMENSION_CACHE_SIZE = 512
 
 
 class Engine:
@@ -46,7 +48,7 @@ class Engine:
         meter_provider: Any = None,
         defer: bool = True,
     ) -> None:
-        from opentelemetry import baggage, context, trace
+        from opentelemetry import context, trace
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
         from genops_autoinstrument.engine import telemetry
@@ -56,8 +58,6 @@ class Engine:
         self._trace = trace
         self._context = context
         self._get_context = context.get_current
-        self._baggage = baggage
-        self._baggage_key = getattr(baggage, "_BAGGAGE_KEY", None)  # the context key baggage lives under
         self._kind = SpanKind.CLIENT
         self._status_cls = Status
         self._error_code = StatusCode.ERROR
@@ -67,94 +67,46 @@ class Engine:
         bind_meter = getattr(self.governor, "bind_meter", None)
         if bind_meter is not None:  # the governor's own instruments (genops.ledger.failures) in the same meter
             bind_meter(meter)
-        self._cost = meter.create_counter(semconv.METRIC_COST, unit="USD", description="Cost of GenAI calls in USD")
-        self._unpriced = meter.create_counter(semconv.METRIC_UNPRICED_CALLS, unit="{call}", description="GenAI calls that could not be priced")
-        self._decisions = meter.create_counter(semconv.METRIC_POLICY_DECISIONS, unit="{decision}", description="GenOps policy decisions")
-        self._tokens = meter.create_histogram(
-            semconv.METRIC_TOKEN_USAGE,
-            unit="{token}",
-            description="Number of input and output tokens used",
-            explicit_bucket_boundaries_advisory=[1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864],
-        )
-        self._duration = meter.create_histogram(
-            semconv.METRIC_OPERATION_DURATION,
-            unit="s",
-            description="GenAI operation duration",
-            explicit_bucket_boundaries_advisory=[0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92],
-        )
-        self._env_attribution = dict(self.settings.attribution)
-        self._customer_dimension = self.settings.metrics_customer_dimension
+        attribution = Attribution(self.settings)
+        self._instruments = instruments = Instruments(meter, attribution)
+        # Bound once, so that a call pays no more lookups than when these were the engine's own methods.
+        self.attribution: Callable[[], Mapping[str, str]] = attribution.current
+        self._record_decision = instruments.record_decision
+        self._record_finished = instruments.record_finished
+        self._record_failed = instruments.record_failed
         self._capture_content = self.settings.capture_content
         self._pricing_file = self.settings.pricing_file
-        self._dimension_cache: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
         self._submit: Callable[..., None] = _run_now
         self._defer_completion = False  # True: span completion goes to the deferred queue too
         if defer:
-            try:
-                # Flushes the queue at the start of every collection of this meter's readers.
-                meter.create_observable_gauge(_FLUSH_INSTRUMENT, callbacks=[flush_before_collection], description="GenOps internal: observes nothing")
-                self._submit = deferred_queue.submit
-                self._defer_completion = completes_queued_spans(tracer_provider)
-                deferred_queue.start()
-            except Exception as error:  # a meter without observable instruments: record inline
-                from genops_autoinstrument.diagnostics import internal_error
-
-                internal_error("deferred metrics", error)
+            self._defer(meter, tracer_provider)
         self._summary = None
         if self.settings.summary:
             from genops_autoinstrument.engine.summary import Summary
 
             self._summary = Summary.install()
 
-    # --- attribution ---------------------------------------------------------------------------
-    def attribution(self) -> Mapping[str, str]:
-        """Environment attribution, overridden by W3C baggage entries with the same ``genops.*`` keys."""
-        context = self._get_context()
-        if self._baggage_key is not None and self._baggage_key not in context:
-            return self._env_attribution  # no baggage at all (the common case): nothing to merge
-        entries = self._baggage.get_all(context)
-        if not entries:
-            return self._env_attribution
-        merged = dict(self._env_attribution)
-        for key, value in entries.items():
-            if key in _BAGGAGE_KEYS and isinstance(value, str) and value:
-                merged[key] = value
-        return merged
+    def _defer(self, meter: Any, tracer_provider: Any) -> None:
+        """Queue metrics (and span completion, into a provider that completes queued spans)."""
+        try:
+            # Flushes the queue at the start of every collection of this meter's readers.
+            meter.create_observable_gauge(_FLUSH_INSTRUMENT, callbacks=[flush_before_collection], description="GenOps internal: observes nothing")
+            self._submit = deferred_queue.submit
+            self._defer_completion = completes_queued_spans(tracer_provider)
+            deferred_queue.start()
+        except Exception as error:  # a meter without observable instruments: record inline
+            from genops_autoinstrument.diagnostics import internal_error
 
-    def _attribution_dimensions(self, attribution: Mapping[str, str]) -> Mapping[str, str]:
-        """Attribution as metric dimensions: without the customer when GENOPS_METRICS_CUSTOMER_DIMENSION=false."""
-        if self._customer_dimension or semconv.GENOPS_CUSTOMER_ID not in attribution:
-            return attribution
-        return {key: value for key, value in attribution.items() if key != semconv.GENOPS_CUSTOMER_ID}
+            internal_error("deferred metrics", error)
 
-    def _cached_dimensions(self, shape: tuple[str, str, str | None, str | None], attribution: Mapping[str, str], model: str | None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        """(dimensions, with token type input, with token type output), built once per distinct
-        call shape (see :func:`_shape`). The dicts are shared: never mutated once built."""
-        key = (shape, model, None if attribution is self._env_attribution else tuple(attribution.items()))
-        cached = self._dimension_cache.get(key)
-        if cached is not None:
-            return cached
-        operation, provider, request_model, server_address = shape
-        dims: dict[str, Any] = {
-            semconv.GEN_AI_OPERATION_NAME: operation,
-            semconv.GEN_AI_PROVIDER_NAME: provider,
-        }
-        if model:
-            dims[semconv.GEN_AI_RESPONSE_MODEL] = model
-        if request_model:
-            dims[semconv.GEN_AI_REQUEST_MODEL] = request_model
-        if server_address:
-            dims[semconv.SERVER_ADDRESS] = server_address
-        dims.update(self._attribution_dimensions(attribution))
-        cached = (
-            dims,
-            {**dims, semconv.GEN_AI_TOKEN_TYPE: semconv.TOKEN_TYPE_INPUT},
-            {**dims, semconv.GEN_AI_TOKEN_TYPE: semconv.TOKEN_TYPE_OUTPUT},
-        )
-        if len(self._dimension_cache) >= _DIMENSION_CACHE_SIZE:
-            self._dimension_cache.clear()  # many distinct attributions (baggage): stay bounded
-        self._dimension_cache[key] = cached
-        return cached
+    @property
+    def _tokens(self) -> Any:
+        """The token-usage histogram (tests wrap it to see on which thread it records)."""
+        return self._instruments.tokens
+
+    @_tokens.setter
+    def _tokens(self, histogram: Any) -> None:
+        self._instruments.tokens = histogram
 
     # --- lifecycle ---------------------------------------------------------------------------
     def begin(self, request: CallRequest, start: float) -> tuple[Call, Decision | None]:
@@ -197,18 +149,6 @@ class Engine:
             call._ended = True
             self._end_blocked(call, decision)
         return call, decision
-
-    def _record_decision(self, decision: Decision, provider: str, attribution: Mapping[str, str], context: Any) -> None:
-        dims = {
-            semconv.GENOPS_POLICY_RESULT: decision.result,
-            semconv.GEN_AI_PROVIDER_NAME: provider,
-        }
-        if decision.policy_name:
-            dims[semconv.GENOPS_POLICY_NAME] = decision.policy_name
-        if decision.reason_code:
-            dims[semconv.GENOPS_POLICY_REASON_CODE] = decision.reason_code
-        dims.update(self._attribution_dimensions(attribution))
-        self._decisions.add(1, dims, context)
 
     def _end_blocked(self, call: Call, decision: Decision) -> None:
         span = call._span
@@ -265,7 +205,7 @@ class Engine:
         self,
         span: Any,
         governed_call: Call | None,
-        shape: tuple[str, str, str | None, str | None],
+        shape: Shape,
         api_base_url: str | None,
         attribution: Mapping[str, str],
         response_model: str | None,
@@ -331,28 +271,6 @@ class Engine:
         if self._summary is not None:
             self._summary.add(provider, model, attribution, usage, total)
 
-    def _record_finished(
-        self,
-        shape: tuple[str, str, str | None, str | None],
-        attribution: Mapping[str, str],
-        response_model: str | None,
-        input_tokens: int | None,
-        output_tokens: int | None,
-        cost: float | None,
-        duration: float,
-        context: Any,
-    ) -> None:
-        dims, input_dims, output_dims = self._cached_dimensions(shape, attribution, response_model)
-        if input_tokens is not None:
-            self._tokens.record(input_tokens, input_dims, context)
-        if output_tokens is not None:
-            self._tokens.record(output_tokens, output_dims, context)
-        if cost is not None:
-            self._cost.add(cost, dims, context)
-        else:
-            self._unpriced.add(1, dims, context)
-        self._duration.record(duration, dims, context)
-
     def fail(self, call: Call, error: BaseException) -> None:
         end_time = _time_ns()
         duration = _perf_counter() - call._start
@@ -368,7 +286,7 @@ class Engine:
         self,
         span: Any,
         governed_call: Call | None,
-        shape: tuple[str, str, str | None, str | None],
+        shape: Shape,
         attribution: Mapping[str, str],
         error_type: str,
         message: str,
@@ -389,10 +307,6 @@ class Engine:
         if self._summary is not None:
             self._summary.add(shape[1], shape[2], attribution, None, None, failed=True)
 
-    def _record_failed(self, shape: tuple[str, str, str | None, str | None], attribution: Mapping[str, str], error_type: str, duration: float, context: Any) -> None:
-        dims = {**self._cached_dimensions(shape, attribution, None)[0], semconv.ERROR_TYPE: error_type}
-        self._duration.record(duration, dims, context)
-
     def _settle(self, call: Call, cost: float | None, ran: bool) -> None:
         if not self.governor.active:
             return
@@ -409,7 +323,7 @@ class Engine:
 _FLUSH_INSTRUMENT = "genops.internal.metric_flush"
 
 
-def _shape(request: CallRequest) -> tuple[str, str, str | None, str | None]:
+def _shape(request: CallRequest) -> Shape:
     """What the metric dimensions need from a request; queued instead of the request itself, so a
     queued record never keeps the application's prompt (captured by ``prompt_text``) alive."""
     return (request.operation, request.provider, request.request_model, request.server_address)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import TYPE_CHECKING, Callable
@@ -31,9 +30,6 @@ def _after_fork_in_child() -> None:
     if _engine is not None:
         _retired.append(_engine)
         _engine = None
-    from genops_autoinstrument.engine.summary import Summary
-
-    Summary.reset_after_fork()
 
 
 def get_engine() -> Engine:
@@ -43,22 +39,13 @@ def get_engine() -> Engine:
     if engine is None:
         with _engine_lock:
             if _engine is None:
+                from genops_autoinstrument import lifecycle
                 from genops_autoinstrument.engine.engine import Engine
 
+                lifecycle.on_fork_child(_after_fork_in_child, lifecycle.FORK_ENGINE)  # before the build: a fork mid-build renews the lock
                 _engine = Engine()
-                _register_fork_handler()
             engine = _engine
     return engine
-
-
-_fork_handler_registered = False
-
-
-def _register_fork_handler() -> None:
-    global _fork_handler_registered
-    if not _fork_handler_registered and hasattr(os, "register_at_fork"):
-        _fork_handler_registered = True
-        os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def set_engine(engine: Engine | None) -> None:

@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Mapping, TextIO
 
+from genops_autoinstrument import lifecycle
 from genops_autoinstrument.pricing.usage import Usage
 
 
@@ -37,16 +38,8 @@ class Summary:
     def install(cls) -> "Summary":
         if cls._installed is None:
             cls._installed = cls()
-            from genops_autoinstrument.engine.telemetry import at_exit
-
-            at_exit(cls._installed.print)
+            lifecycle.at_exit(cls._installed.print, lifecycle.EXIT_SUMMARY)
         return cls._installed
-
-    @classmethod
-    def print_installed(cls) -> None:
-        """Print now (a server about to re-raise a signal that skips exit handlers)."""
-        if cls._installed is not None:
-            cls._installed.print()
 
     @classmethod
     def reset_after_fork(cls) -> None:
@@ -100,3 +93,6 @@ class Summary:
             (stream or sys.stderr).write(self.render())
         except Exception:  # pragma: no cover - stderr closed at exit
             pass
+
+
+lifecycle.on_fork_child(Summary.reset_after_fork, lifecycle.FORK_SUMMARY)

@@ -8,14 +8,13 @@ application: spans and metrics are batched in the background, and exit-time flus
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
-import sys
 import threading
 from typing import Any
 
 from genops_autoinstrument import __version__, semconv
+from genops_autoinstrument import lifecycle
 
 log = logging.getLogger("genops")
 
@@ -31,6 +30,10 @@ def _after_fork_in_child() -> None:
         _owned.clear()
         _private.clear()
     _lock = threading.Lock()
+
+
+lifecycle.on_fork_child(_after_fork_in_child, lifecycle.FORK_TELEMETRY)
+
 _owned: list[Any] = []  # providers GenOps created (and therefore flushes and shuts down)
 
 EXIT_FLUSH_SECONDS_DEFAULT = 2.0
@@ -155,28 +158,9 @@ def ensure_configured() -> None:
         except Exception as error:
             log.warning("GenOps could not set up metrics (%s); metrics are not exported", error)
         if _owned:
-            at_exit(shutdown)
+            lifecycle.at_exit(shutdown, lifecycle.EXIT_TELEMETRY)
             if not log.isEnabledFor(logging.DEBUG):
                 _quiet_exporter_retries()
-
-
-def at_exit(function: Any) -> None:
-    """Run ``function`` at normal exit, including in multiprocessing workers.
-
-    Pool workers (fork, forkserver, spawn) leave through ``os._exit`` after running
-    multiprocessing's own finalizers, never ``atexit``; the same function is registered with both
-    (it must be idempotent). Finalizers registered before a fork are dropped in the child, so a
-    child registers again when it first records.
-    """
-    atexit.register(function)
-    multiprocessing = sys.modules.get("multiprocessing")
-    if multiprocessing is not None:
-        try:
-            from multiprocessing import util
-
-            util.Finalize(None, function, exitpriority=10)
-        except Exception:  # pragma: no cover - multiprocessing without util
-            pass
 
 
 def _quiet_exporter_retries() -> None:
@@ -287,7 +271,7 @@ def _child_providers() -> None:
         if "meter" in _private:
             _private["meter"] = _new_meter_provider(process_resource)
             _owned.append(_private["meter"])
-        at_exit(shutdown)
+        lifecycle.at_exit(shutdown, lifecycle.EXIT_TELEMETRY)  # renews the multiprocessing finalizer
 
 
 def shutdown(timeout_seconds: float | None = None) -> None:
@@ -301,7 +285,7 @@ def shutdown(timeout_seconds: float | None = None) -> None:
             timeout_seconds = EXIT_FLUSH_SECONDS_DEFAULT
     from genops_autoinstrument.engine.deferred import deferred_queue
 
-    deferred_queue.flush(timeout_seconds)  # multiprocessing workers and uvicorn exit through here, not atexit
+    deferred_queue.flush(timeout_seconds)  # queued spans end before the providers flush, however this is reached
     providers = list(_owned)
     _owned.clear()
     if not providers:
@@ -354,10 +338,6 @@ def meter(provider: Any = None) -> Any:
     """GenOps' meter, from ``provider`` or :func:`meter_provider`."""
     provider = provider if provider is not None else meter_provider()
     return provider.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def reset_for_tests() -> None:

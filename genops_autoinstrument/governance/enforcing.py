@@ -13,11 +13,10 @@ the ledger is unreachable is not recorded there (see ``ledger_link``).
 from __future__ import annotations
 
 import logging
-import os
 import weakref
 from typing import TYPE_CHECKING, Any, Mapping
 
-from genops_autoinstrument import semconv
+from genops_autoinstrument import lifecycle, semconv
 from genops_autoinstrument.governance.budgets import ATTR_ESTIMATE_STATUS, Budgets, Held
 from genops_autoinstrument.governance.estimator import Estimator, Pricer, settings_pricer
 from genops_autoinstrument.governance.governor import Governor, Settlement, Ticket
@@ -165,16 +164,12 @@ class EnforcingGovernor(Governor):
 
 
 _governors: "weakref.WeakSet[EnforcingGovernor]" = weakref.WeakSet()
-_fork_hook_installed = False
 
 
 def _track_forks(governor: EnforcingGovernor) -> None:
     """Reset every live governor's locks and connections in a forked child (gunicorn, multiprocessing)."""
-    global _fork_hook_installed
     _governors.add(governor)
-    if not _fork_hook_installed and hasattr(os, "register_at_fork"):
-        _fork_hook_installed = True
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+    lifecycle.on_fork_child(_after_fork_in_child, lifecycle.FORK_GOVERNANCE)
 
 
 def _after_fork_in_child() -> None:

@@ -12,12 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 def flush_before_signal_exit() -> None:
-    """What atexit would have done: flush telemetry and print the summary."""
-    from genops_autoinstrument.engine import telemetry
-    from genops_autoinstrument.engine.summary import Summary
+    """What atexit would have done: run GenOps' exit handlers (queued spans, summary, telemetry)."""
+    from genops_autoinstrument import lifecycle
 
-    telemetry.shutdown()
-    Summary.print_installed()
+    lifecycle.run_exit_handlers()
 
 
 def hook_uvicorn(module: Any) -> None:

@@ -1,0 +1,157 @@
+"""One ordered registry for GenOps' fork and exit handlers.
+
+Python runs ``os.register_at_fork`` child handlers in registration order and ``atexit`` handlers in
+reverse, so handlers that each module registered on its own ran in an order that depended on
+which module happened to be imported or configured first. Here the process registers one fork
+handler and one exit handler, and they run GenOps' handlers by rank, whatever the import order.
+
+In a forked child (``after_in_child``), in this order:
+
+* ``FORK_DEFERRED``: the deferred queue starts empty, with fresh locks and no worker (the parent's
+  queued jobs are the parent's);
+* ``FORK_TELEMETRY``: the telemetry set-up lock is renewed (a fork mid-configuration starts over);
+* ``FORK_GOVERNANCE``: every live governor renews its locks and ledger connections;
+* ``FORK_ENGINE``: the runtime retires the inherited engine (the child builds its own on its
+  first call: new providers, governor and ledger connections);
+* ``FORK_SUMMARY``: the child starts a summary table of its own.
+
+Before a fork (and after it, in the parent) only the deferred queue acts: it waits for the batch
+in progress, so that no SDK lock is inherited held.
+
+At exit, in this order:
+
+* ``EXIT_DEFERRED``: the queued span completions and metric records run (bounded);
+* ``EXIT_SUMMARY``: the summary is printed, complete since the queue is drained, and before the
+  provider shutdown, which may wait on an unreachable collector;
+* ``EXIT_TELEMETRY``: the providers GenOps created flush and shut down (bounded).
+
+Multiprocessing pool workers leave through ``os._exit`` after multiprocessing's own finalizers,
+never ``atexit``: the exit handler is registered as such a finalizer too (in each process that
+registers an exit handler while multiprocessing is loaded), so every exit handler must be
+idempotent. :func:`run_exit_handlers` runs them on demand (a server that re-raises a signal).
+
+A leaf module, like ``diagnostics``: every layer registers here (governance too, which must not
+import the engine).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from typing import Callable
+
+__all__ = [
+    "FORK_DEFERRED",
+    "FORK_TELEMETRY",
+    "FORK_GOVERNANCE",
+    "FORK_ENGINE",
+    "FORK_SUMMARY",
+    "EXIT_DEFERRED",
+    "EXIT_SUMMARY",
+    "EXIT_TELEMETRY",
+    "around_fork",
+    "on_fork_child",
+    "at_exit",
+    "run_exit_handlers",
+]
+
+FORK_DEFERRED = 10
+FORK_TELEMETRY = 20
+FORK_GOVERNANCE = 25
+FORK_ENGINE = 30
+FORK_SUMMARY = 40
+
+EXIT_DEFERRED = 10
+EXIT_SUMMARY = 20
+EXIT_TELEMETRY = 30
+
+Handler = Callable[[], None]
+
+# (rank, handler), kept sorted by rank; equal ranks run in registration order.
+_before_fork: list[tuple[int, Handler]] = []
+_after_fork_in_parent: list[tuple[int, Handler]] = []
+_after_fork_in_child: list[tuple[int, Handler]] = []
+_exit: list[tuple[int, Handler]] = []
+
+_fork_registered = False
+_exit_registered = False
+_finalizer_pid: int | None = None  # the process whose multiprocessing finalizers hold run_exit_handlers
+
+
+def _add(handlers: list[tuple[int, Handler]], function: Handler, rank: int) -> None:
+    """Insert ``function`` at ``rank`` (after the handlers of equal rank); once, however often asked."""
+    if any(existing == function for _, existing in handlers):
+        return
+    position = len(handlers)
+    while position and handlers[position - 1][0] > rank:
+        position -= 1
+    handlers.insert(position, (rank, function))
+
+
+def _run(handlers: list[tuple[int, Handler]], where: str) -> None:
+    """Run every handler in order; a failing one is logged once and never stops the others."""
+    for _, function in list(handlers):
+        try:
+            function()
+        except Exception as error:
+            from genops_autoinstrument.diagnostics import internal_error
+
+            internal_error(where, error)
+
+
+def _register_fork() -> None:
+    global _fork_registered
+    if not _fork_registered and hasattr(os, "register_at_fork"):
+        _fork_registered = True
+        os.register_at_fork(before=_run_before_fork, after_in_parent=_run_after_fork_in_parent, after_in_child=_run_after_fork_in_child)
+
+
+def _run_before_fork() -> None:
+    _run(_before_fork, "before fork")
+
+
+def _run_after_fork_in_parent() -> None:
+    _run(_after_fork_in_parent, "after fork")
+
+
+def _run_after_fork_in_child() -> None:
+    _run(_after_fork_in_child, "after fork in child")
+
+
+def on_fork_child(function: Handler, rank: int) -> None:
+    """Run ``function`` in every forked child, at ``rank`` (one of the ``FORK_*`` ranks)."""
+    _add(_after_fork_in_child, function, rank)
+    _register_fork()
+
+
+def around_fork(before: Handler, after_in_parent: Handler, rank: int) -> None:
+    """Run ``before`` just before every fork and ``after_in_parent`` after it, in the parent."""
+    _add(_before_fork, before, rank)
+    _add(_after_fork_in_parent, after_in_parent, rank)
+    _register_fork()
+
+
+def at_exit(function: Handler, rank: int) -> None:
+    """Run ``function`` at normal exit, at ``rank`` (one of the ``EXIT_*`` ranks); it must be
+    idempotent. Registering again in a forked child renews the multiprocessing finalizer, which a
+    pool worker does not inherit."""
+    global _exit_registered, _finalizer_pid
+    _add(_exit, function, rank)
+    if not _exit_registered:
+        _exit_registered = True
+        atexit.register(run_exit_handlers)
+    if "multiprocessing" in sys.modules and _finalizer_pid != os.getpid():
+        try:
+            from multiprocessing import util
+
+            util.Finalize(None, run_exit_handlers, exitpriority=10)
+            _finalizer_pid = os.getpid()
+        except Exception:  # pragma: no cover - multiprocessing without util
+            pass
+
+
+def run_exit_handlers() -> None:
+    """Run the exit handlers now, in order (at exit, or for a server whose way of stopping skips
+    Python's exit handlers)."""
+    _run(_exit, "exit handler")
