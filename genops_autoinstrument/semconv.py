@@ -118,17 +118,38 @@ GENOPS_BUDGET_THRESHOLD = "genops.budget.threshold"
 GENOPS_LEDGER_STATUS = "genops.ledger.status"  # "unavailable" when the ledger failed and fail mode is open
 GENOPS_LEDGER_OPERATION = "genops.ledger.operation"
 
+# Units of work (`genops_autoinstrument.track`) and costs that are not tokens (`track_cost`).
+GENOPS_UNIT_NAME = "genops.unit.name"
+GENOPS_UNIT_CALLS = "genops.unit.calls"  # model calls recorded inside the unit, nested units included
+GENOPS_UNIT_UNPRICED_CALLS = "genops.unit.unpriced_calls"  # of those, calls that could not be priced
+GENOPS_UNIT_FAILED_CALLS = "genops.unit.failed_calls"
+GENOPS_UNIT_BLOCKED_CALLS = "genops.unit.blocked_calls"
+GENOPS_UNIT_MAX_COST = "genops.unit.max_cost"
+GENOPS_COST_KIND = "genops.cost.kind"  # track_cost: "vector_query", "gpu_seconds", …
+
+# Evaluations (`genops_autoinstrument.record_eval`).
+GENOPS_EVAL_METRIC = "genops.eval.metric"
+GENOPS_EVAL_SCORE = "genops.eval.score"
+GENOPS_EVAL_THRESHOLD = "genops.eval.threshold"
+GENOPS_EVAL_RESULT = "genops.eval.result"  # "pass" | "fail", only with a threshold
+EVAL_PASS = "pass"
+EVAL_FAIL = "fail"
+
 # Span events.
 EVENT_POLICY_EVALUATED = "genops.policy.evaluated"
 EVENT_BUDGET_RESERVATION = "genops.budget.reservation"
 EVENT_BUDGET_RECONCILIATION = "genops.budget.reconciliation"
 EVENT_BUDGET_ALERT = "genops.budget.alert"
+EVENT_EVAL = "genops.eval"
+EVENT_COST = "genops.cost"
 
 # GenOps metric instruments.
 METRIC_COST = "genops.cost"
 METRIC_UNPRICED_CALLS = "genops.cost.unpriced_calls"
 METRIC_POLICY_DECISIONS = "genops.policy.decisions"
 METRIC_LEDGER_FAILURES = "genops.ledger.failures"
+METRIC_UNIT_COST = "genops.unit.cost"
+METRIC_EVAL_SCORE = "genops.eval.score"
 
 # Resource attributes the core adds.
 RESOURCE_GENOPS_VERSION = "genops.autoinstrument.version"

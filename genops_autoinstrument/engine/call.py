@@ -58,7 +58,7 @@ _active: contextvars.ContextVar[bool] = contextvars.ContextVar("genops_call_acti
 class Call:
     """One recorded provider call. Ends exactly once, whichever of finish/fail/close comes first."""
 
-    __slots__ = ("_request", "_engine", "_span", "_attribution", "_ticket", "_start", "_ended", "_token", "_context_token")
+    __slots__ = ("_request", "_engine", "_span", "_attribution", "_ticket", "_start", "_ended", "_token", "_context_token", "_unit", "_held")
 
     def __init__(self, request: CallRequest, engine: Any, span: Any, attribution: Mapping[str, str], ticket: Any, start: float) -> None:
         self._request = request
@@ -70,6 +70,8 @@ class Call:
         self._ended = False
         self._token: Any = None
         self._context_token: Any = None
+        self._unit: Any = None  # the innermost unit of work (genops_autoinstrument.track), if any
+        self._held: float | None = None  # the estimate held against a unit's cost cap (None: no cap)
 
     @property
     def request(self) -> CallRequest:

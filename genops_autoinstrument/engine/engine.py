@@ -17,6 +17,7 @@ from genops_autoinstrument.engine.attribution import Attribution
 from genops_autoinstrument.engine.call import Call, CallRequest
 from genops_autoinstrument.engine.deferred import FLUSH_SECONDS, completes_queued_spans, deferred_queue, flush_before_collection, run_job
 from genops_autoinstrument.engine.instruments import Instruments, Shape
+from genops_autoinstrument.engine.units import CostCaps, Unit, current_scope
 from genops_autoinstrument.governance.decisions import Decision
 from genops_autoinstrument.governance.governor import Governor, Ticket, build_governor
 from genops_autoinstrument.pricing.prices import price_call
@@ -76,6 +77,7 @@ class Engine:
         self._record_failed = instruments.record_failed
         self._capture_content = self.settings.capture_content
         self._pricing_file = self.settings.pricing_file
+        self._cost_caps: CostCaps | None = None  # built on the first call under a unit's cost cap
         self._submit: Callable[..., None] = _run_now
         self._defer_completion = False  # True: span completion goes to the deferred queue too
         if defer:
@@ -111,8 +113,18 @@ class Engine:
     # --- lifecycle ---------------------------------------------------------------------------
     def begin(self, request: CallRequest, start: float) -> tuple[Call, Decision | None]:
         attribution = self.attribution()
+        scope = current_scope()
+        unit: Unit | None = None
+        if scope is not None:  # the application's code API: attribution and units of work
+            if scope.attribution:
+                attribution = {**attribution, **scope.attribution}
+            unit = scope.unit
         governed = self.governor.active
         ticket = self.governor.decide(request, attribution) if governed else _NO_TICKET
+        held = None
+        if unit is not None and unit.capped and not ticket.decision.blocks:
+            ticket, held = self._caps().hold(request, unit, ticket)
+            governed = True
         attributes: dict[str, Any] = {
             semconv.GEN_AI_OPERATION_NAME: request.operation,
             semconv.GEN_AI_PROVIDER_NAME: request.provider,
@@ -137,10 +149,18 @@ class Engine:
             if content is not None:
                 attributes[semconv.GEN_AI_INPUT_MESSAGES] = content
         name = f"{request.operation} {request.request_model}" if request.request_model else request.operation
-        span = self._tracer.start_span(name, kind=self._kind, attributes=attributes)
+        parent = None
+        if unit is not None:
+            attributes[semconv.GENOPS_UNIT_NAME] = unit.name
+            if not self._trace.get_current_span().get_span_context().is_valid:
+                parent = self._trace.set_span_in_context(unit.span)  # a thread the unit started
+        span = self._tracer.start_span(name, context=parent, kind=self._kind, attributes=attributes)
         for event_name, event_attributes in ticket.events:
             span.add_event(event_name, event_attributes)
         call = Call(request, self, span, attribution, ticket, start)
+        if unit is not None:
+            call._unit = unit
+            call._held = held
         if not governed:
             return call, None  # nothing decided, nothing can block
         decision = ticket.decision
@@ -150,8 +170,16 @@ class Engine:
             self._end_blocked(call, decision)
         return call, decision
 
+    def _caps(self) -> CostCaps:
+        caps = self._cost_caps
+        if caps is None:
+            caps = self._cost_caps = CostCaps(self.settings)
+        return caps
+
     def _end_blocked(self, call: Call, decision: Decision) -> None:
         span = call._span
+        if call._unit is not None:
+            call._unit.blocked()
         span.set_attribute(semconv.ERROR_TYPE, decision.reason_code or "PolicyViolation")
         span.set_status(self._status_cls(self._error_code, decision.message or "blocked by GenOps policy"))
         self._settle(call, None, ran=False)
@@ -187,14 +215,14 @@ class Engine:
         if extra:
             extra = dict(extra)
         request = call._request
-        facts = (_shape(request), request.api_base_url, call._attribution, response_model, response_id, finish_reasons, usage, content, extra, duration, end_time, self._get_context())
+        facts = (_shape(request), request.api_base_url, call._attribution, response_model, response_id, finish_reasons, usage, content, extra, duration, end_time, self._get_context(), call._unit, call._held)
         self._dispatch(self._complete, call, facts)
 
     def _dispatch(self, complete: Callable[..., None], call: Call, facts: tuple[Any, ...]) -> None:
         """Run ``complete(span, governed_call, *facts)`` now or queue it. With a governor in force it
         runs now, with the call (its budget is reconciled before the next decision); otherwise it is
         queued, in order with every other completion, when the tracer provider completes queued spans."""
-        if self.governor.active:
+        if self.governor.active or call._held is not None:  # a budget or a unit's cap: reconcile now
             complete(call._span, call, *facts)
         elif self._defer_completion:
             self._submit(complete, call._span, None, *facts)
@@ -217,9 +245,12 @@ class Engine:
         duration: float,
         end_time: int,
         context: Any,
+        unit: Unit | None = None,
+        held: float | None = None,
     ) -> None:
-        """Price the call, set the response attributes, reconcile ``governed_call``'s budget, end
-        the span at ``end_time`` and queue the metrics (on the application's thread or deferred)."""
+        """Price the call, set the response attributes, reconcile ``governed_call``'s budget and
+        its units' totals, end the span at ``end_time`` and queue the metrics (on the
+        application's thread or deferred)."""
         _, provider, request_model, _ = shape
         model = response_model or request_model
         attributes: dict[str, Any] = {}
@@ -262,6 +293,8 @@ class Engine:
         if extra:
             attributes.update(extra)
         self._submit(self._record_finished, shape, attribution, response_model, input_tokens, output_tokens, total, duration, context)
+        if unit is not None:
+            unit.settle(held or 0.0, total, input_tokens, output_tokens)
         span.set_attributes(attributes)
         if governed_call is not None:
             self._settle(governed_call, total, ran=True)
@@ -279,7 +312,7 @@ class Engine:
         # args) once it propagates, and its traceback would keep every frame's locals alive.
         if isinstance(error, Exception):
             span.record_exception(error, timestamp=end_time)
-        facts = (_shape(call._request), call._attribution, _error_type(error), str(error)[:256], duration, end_time, self._get_context())
+        facts = (_shape(call._request), call._attribution, _error_type(error), str(error)[:256], duration, end_time, self._get_context(), call._unit, call._held)
         self._dispatch(self._complete_failed, call, facts)
 
     def _complete_failed(
@@ -293,9 +326,13 @@ class Engine:
         duration: float,
         end_time: int,
         context: Any,
+        unit: Unit | None = None,
+        held: float | None = None,
     ) -> None:
         """Mark the span failed (error.type, ERROR status), release ``governed_call``'s
-        reservation, end the span and queue the metric."""
+        reservation and what its units held, end the span and queue the metric."""
+        if unit is not None:
+            unit.settle(held or 0.0, None, None, None, failed=True)
         span.set_attribute(semconv.ERROR_TYPE, error_type)
         span.set_status(self._status_cls(self._error_code, message))
         self._submit(self._record_failed, shape, attribution, error_type, duration, context)

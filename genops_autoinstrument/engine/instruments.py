@@ -40,6 +40,8 @@ class Instruments:
             description="GenAI operation duration",
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
         )
+        self.unit_cost = meter.create_counter(semconv.METRIC_UNIT_COST, unit="USD", description="Cost of each unit of work (genops_autoinstrument.track) in USD")
+        self.eval_score = meter.create_histogram(semconv.METRIC_EVAL_SCORE, unit="1", description="Evaluation scores recorded with genops_autoinstrument.record_eval")
         self._environment = attribution.environment
         self._attribution_dimensions = attribution.dimensions
         self._dimension_cache: dict[tuple[Any, ...], _Dimensions] = {}

@@ -1,0 +1,157 @@
+"""What the application's own code records through the engine (the code API's engine side).
+
+Units of work open and close here (their span, the rolled-up totals, the unit-cost metric);
+costs that are not tokens and evaluation scores are recorded here; and a pre-check asks the
+governor and the enclosing units' caps what a call would be told, without sending anything.
+The public functions in :mod:`genops_autoinstrument.application` call these.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from genops_autoinstrument import semconv
+from genops_autoinstrument.engine.call import CallRequest
+from genops_autoinstrument.engine.engine import Engine
+from genops_autoinstrument.engine.units import Unit, current_scope
+from genops_autoinstrument.governance.decisions import ALLOWED, Decision
+
+
+def attribution_now(engine: Engine, overrides: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    """Environment, baggage, then the code's attribution, then ``overrides``: what a call made here gets."""
+    attribution = engine.attribution()
+    scope = current_scope()
+    if scope is not None and scope.attribution:
+        attribution = {**attribution, **scope.attribution}
+    if overrides:
+        attribution = {**attribution, **overrides}
+    return attribution
+
+
+def open_unit(engine: Engine, name: str, attribution: Mapping[str, str], max_cost: float | None) -> Unit:
+    """Start a unit's span (a child of the current span) inside the enclosing unit, if any."""
+    from opentelemetry.trace import SpanKind
+
+    scope = current_scope()
+    parent = scope.unit if scope is not None else None
+    attributes: dict[str, Any] = {
+        semconv.GENOPS_SPEC_VERSION_ATTR: semconv.GENOPS_SPEC_VERSION,
+        semconv.GENOPS_UNIT_NAME: name,
+        **attribution,
+    }
+    if max_cost is not None:
+        attributes[semconv.GENOPS_UNIT_MAX_COST] = max_cost
+    span = engine._tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes)
+    return Unit(name, parent, max_cost, span, attribution)
+
+
+def close_unit(engine: Engine, unit: Unit, error: BaseException | None = None) -> None:
+    """Roll up and end the unit: every call inside it has completed (the deferred queue is
+    flushed first), so its totals are final; then the unit-cost metric."""
+    engine.flush()
+    span = unit.span
+    span.set_attributes(
+        {
+            semconv.GENOPS_COST_TOTAL: unit.cost,
+            semconv.GENOPS_COST_CURRENCY: "USD",
+            semconv.GENOPS_UNIT_CALLS: unit.calls,
+            semconv.GENOPS_UNIT_UNPRICED_CALLS: unit.unpriced_calls,
+            semconv.GENOPS_UNIT_FAILED_CALLS: unit.failed_calls,
+            semconv.GENOPS_UNIT_BLOCKED_CALLS: unit.blocked_calls,
+            semconv.GEN_AI_USAGE_INPUT_TOKENS: unit.input_tokens,
+            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: unit.output_tokens,
+        }
+    )
+    if error is not None:
+        from opentelemetry.trace import Status, StatusCode
+
+        cls = type(error)
+        span.set_attribute(semconv.ERROR_TYPE, cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}")
+        span.set_status(Status(StatusCode.ERROR, str(error)[:256]))
+    span.end()
+    dimensions = {semconv.GENOPS_UNIT_NAME: unit.name, **engine._instruments._attribution_dimensions(unit.attribution)}
+    engine._instruments.unit_cost.add(unit.cost, dimensions)
+
+
+def record_cost(engine: Engine, usd: float, kind: str, overrides: Mapping[str, str] | None) -> None:
+    """A cost that is not tokens: the cost metric (with its kind), the enclosing units, the
+    budgets that match its attribution, and an event on the current span."""
+    from opentelemetry import trace
+
+    attribution = attribution_now(engine, overrides)
+    scope = current_scope()
+    unit = scope.unit if scope is not None else None
+    if unit is not None:
+        unit.add_cost(usd)
+    dimensions = {semconv.GENOPS_COST_KIND: kind, **engine._instruments._attribution_dimensions(attribution)}
+    engine._instruments.cost.add(usd, dimensions)
+    event = {semconv.GENOPS_COST_KIND: kind, semconv.GENOPS_COST_TOTAL: usd, semconv.GENOPS_COST_CURRENCY: "USD"}
+    charge = getattr(engine.governor, "charge", None)
+    if charge is not None and engine.governor.active:
+        settlement = charge(attribution, usd)
+        if settlement is not None and settlement.attributes:
+            event.update({key: value for key, value in settlement.attributes.items() if isinstance(value, (str, int, float, bool))})
+    span = _current_span(trace, unit)
+    if span is not None:
+        span.add_event(semconv.EVENT_COST, event)
+
+
+def record_eval(engine: Engine, metric: str, score: float, threshold: float | None) -> str | None:
+    """An evaluation score on the current model call or unit (a span event) and as a metric;
+    returns ``"pass"`` / ``"fail"`` against ``threshold`` (None without one)."""
+    from opentelemetry import trace
+
+    result = None if threshold is None else (semconv.EVAL_PASS if score >= threshold else semconv.EVAL_FAIL)
+    event: dict[str, Any] = {semconv.GENOPS_EVAL_METRIC: metric, semconv.GENOPS_EVAL_SCORE: score}
+    if threshold is not None:
+        event[semconv.GENOPS_EVAL_THRESHOLD] = threshold
+        event[semconv.GENOPS_EVAL_RESULT] = result
+    scope = current_scope()
+    unit = scope.unit if scope is not None else None
+    span = _current_span(trace, unit)
+    dimensions: dict[str, Any] = {semconv.GENOPS_EVAL_METRIC: metric, **engine._instruments._attribution_dimensions(attribution_now(engine))}
+    if result is not None:
+        dimensions[semconv.GENOPS_EVAL_RESULT] = result
+    if unit is not None:
+        dimensions[semconv.GENOPS_UNIT_NAME] = unit.name
+    model = _span_model(span)
+    if model:
+        dimensions[semconv.GEN_AI_REQUEST_MODEL] = model
+    if span is not None:
+        span.add_event(semconv.EVENT_EVAL, event)
+    engine._instruments.eval_score.record(score, dimensions)
+    return result
+
+
+def check(engine: Engine, model: str | None, provider: str | None, max_output_tokens: int | None) -> Decision:
+    """What a call to ``model`` made here would be told (model rules, budgets, rates, the units'
+    caps), with nothing reserved, counted or sent."""
+    request = CallRequest(provider=provider or "", operation=semconv.OPERATION_CHAT, request_model=model, max_output_tokens=max_output_tokens)
+    attribution = attribution_now(engine)
+    decision = ALLOWED
+    governor_check = getattr(engine.governor, "check", None)
+    if engine.governor.active and governor_check is not None:
+        decision = governor_check(request, attribution)
+    if decision.blocks:
+        return decision
+    scope = current_scope()
+    unit = scope.unit if scope is not None else None
+    if unit is not None and unit.capped:
+        estimate = engine._caps().estimate(request) if model else None
+        over = unit.over_cap(estimate or 0.0)
+        if over is not None:
+            return over.refusal(estimate)
+    return decision
+
+
+def _current_span(trace: Any, unit: Unit | None) -> Any:
+    span = trace.get_current_span()
+    if span.get_span_context().is_valid and span.is_recording():
+        return span
+    return unit.span if unit is not None else None
+
+
+def _span_model(span: Any) -> str | None:
+    attributes = getattr(span, "attributes", None) or {}
+    model = attributes.get(semconv.GEN_AI_RESPONSE_MODEL) or attributes.get(semconv.GEN_AI_REQUEST_MODEL)
+    return model if isinstance(model, str) else None

@@ -1,0 +1,198 @@
+"""What the application's code says about the calls it makes: attribution and units of work.
+
+One context variable holds the current :class:`Scope`: the attribution set in code
+(``genops_autoinstrument.attribution``) and the innermost :class:`Unit` of work
+(``genops_autoinstrument.track``). The engine reads it once per call; it is ``None`` in
+applications that never use the code API, which then pay one context-variable read.
+
+A unit rolls up every model call recorded inside it (nested units included, each counted once
+in each enclosing unit), and holds its optional cost cap: calls reserve their estimate against
+it before they are sent and settle their actual cost after, like a budget that lives as long as
+the block.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+from genops_autoinstrument import semconv
+from genops_autoinstrument.diagnostics import log
+from genops_autoinstrument.governance.decisions import BudgetStatus, Decision
+from genops_autoinstrument.governance.governor import Ticket
+from genops_autoinstrument.governance.request import lazy_prompt
+
+__all__ = ["CostCaps", "Scope", "Unit", "current_scope", "enter_scope", "exit_scope"]
+
+
+class Unit:
+    """One unit of work: its span, its totals so far and its cap. Thread-safe."""
+
+    __slots__ = (
+        "name", "parent", "max_cost", "span", "attribution", "_lock",
+        "cost", "input_tokens", "output_tokens", "calls", "unpriced_calls", "failed_calls", "blocked_calls", "reserved",
+    )
+
+    def __init__(self, name: str, parent: "Unit | None", max_cost: float | None, span: Any, attribution: Mapping[str, str]) -> None:
+        self.name = name
+        self.parent = parent
+        self.max_cost = max_cost
+        self.span = span
+        self.attribution = attribution
+        self._lock = threading.Lock()
+        self.cost = 0.0  # USD of priced calls and tracked costs
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.calls = 0
+        self.unpriced_calls = 0
+        self.failed_calls = 0
+        self.blocked_calls = 0
+        self.reserved = 0.0  # estimates of calls in flight, held against the cap
+
+    def chain(self) -> Iterator["Unit"]:
+        """This unit and every enclosing one, innermost first."""
+        unit: Unit | None = self
+        while unit is not None:
+            yield unit
+            unit = unit.parent
+
+    @property
+    def capped(self) -> bool:
+        return any(unit.max_cost is not None for unit in self.chain())
+
+    def over_cap(self, estimate: float) -> "Unit | None":
+        """The first unit of the chain whose cap ``estimate`` more would exceed (None: all fit)."""
+        for unit in self.chain():
+            if unit.max_cost is not None and unit.cost + unit.reserved + estimate > unit.max_cost:
+                return unit
+        return None
+
+    def refusal(self, estimate: float | None) -> Decision:
+        """The budget-exceeded decision of this unit's cap, for a call that may cost ``estimate``."""
+        cap = float(self.max_cost or 0.0)
+        spent = self.cost + self.reserved
+        remaining = max(0.0, cap - spent)
+        wants = f", this call may cost ${estimate:.6f}" if estimate else ""
+        return Decision(
+            result=semconv.RESULT_BLOCKED,
+            policy_name=f"unit:{self.name}",
+            reason_code=semconv.REASON_BUDGET_EXCEEDED,
+            message=f"unit of work {self.name!r} would exceed its cost cap of ${cap:.6f} (spent ${spent:.6f}{wants})",
+            budget=BudgetStatus(name=f"unit:{self.name}", period="unit", allocated=cap, consumed=spent, remaining=remaining),
+        )
+
+    def hold(self, estimate: float) -> None:
+        for unit in self.chain():
+            with unit._lock:
+                unit.reserved += estimate
+
+    def settle(self, held: float, cost: float | None, input_tokens: int | None, output_tokens: int | None, *, failed: bool = False) -> None:
+        """Add one finished call to every unit of the chain and release what it held. An
+        unpriced call is charged its estimate against the cap (never a guess in ``cost``)."""
+        for unit in self.chain():
+            with unit._lock:
+                unit.reserved = max(0.0, unit.reserved - held)
+                unit.calls += 1
+                if failed:
+                    unit.failed_calls += 1
+                    continue
+                if cost is None:
+                    unit.unpriced_calls += 1
+                    if unit.max_cost is not None:
+                        unit.cost += held
+                else:
+                    unit.cost += cost
+                unit.input_tokens += input_tokens or 0
+                unit.output_tokens += output_tokens or 0
+
+    def add_cost(self, usd: float) -> None:
+        """A cost that is not tokens (``track_cost``), on every unit of the chain."""
+        for unit in self.chain():
+            with unit._lock:
+                unit.cost += usd
+
+    def blocked(self) -> None:
+        for unit in self.chain():
+            with unit._lock:
+                unit.blocked_calls += 1
+
+
+class CostCaps:
+    """Holds calls against the cost caps of their units with the budgets' reservation estimate."""
+
+    def __init__(self, settings: Any) -> None:
+        from genops_autoinstrument.governance.estimator import Estimator, settings_pricer
+
+        self._estimator = Estimator(settings_pricer(settings))
+        self._warned: set[tuple[str, str | None]] = set()
+
+    def estimate(self, request: Any) -> float | None:
+        """What the call may cost, or None when its model cannot be priced."""
+        return self._estimator.estimate(request, lazy_prompt(request))
+
+    def hold(self, request: Any, unit: Unit, ticket: Ticket) -> tuple[Ticket, float | None]:
+        """Reserve the call's estimate against every cap of ``unit``'s chain, or refuse it (the
+        returned ticket then carries the decision). Returns the ticket and what is held."""
+        estimate = self.estimate(request)
+        if estimate is None:
+            self._warn_unpriced(request)
+            return ticket, None
+        over = unit.over_cap(estimate)
+        if over is None:
+            unit.hold(estimate)
+            return ticket, estimate
+        decision = over.refusal(estimate)
+        budget = decision.budget
+        attributes = {
+            **ticket.attributes,
+            semconv.GENOPS_POLICY_NAME: decision.policy_name,
+            semconv.GENOPS_POLICY_RESULT: decision.result,
+            semconv.GENOPS_POLICY_REASON_CODE: decision.reason_code,
+            semconv.GENOPS_BUDGET_NAME: budget.name,
+            semconv.GENOPS_BUDGET_ALLOCATED: budget.allocated,
+            semconv.GENOPS_BUDGET_CONSUMED: budget.consumed,
+            semconv.GENOPS_BUDGET_REMAINING: budget.remaining,
+            semconv.GENOPS_BUDGET_PERIOD: "unit",
+        }
+        return Ticket(decision, ticket.reserved, attributes, list(ticket.events), ticket.state), None
+
+    def _warn_unpriced(self, request: Any) -> None:
+        """A cap cannot hold a call that cannot be priced: say so once per model."""
+        key = (request.provider, request.request_model)
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("a unit of work's cost cap cannot hold %s %s calls: the model cannot be priced (add it to GENOPS_PRICING_FILE)", request.provider, request.request_model)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The code's attribution (merged over every enclosing block) and the innermost unit."""
+
+    attribution: Mapping[str, str] = field(default_factory=dict)
+    unit: Unit | None = None
+
+
+_scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("genops_scope", default=None)
+
+current_scope = _scope.get
+
+
+def enter_scope(attribution: Mapping[str, str] | None = None, unit: Unit | None = None) -> contextvars.Token:
+    """Make a new scope current: the enclosing one's attribution overridden by ``attribution``,
+    and ``unit`` (or the enclosing unit) as the innermost unit."""
+    outer = _scope.get()
+    merged: Mapping[str, str] = outer.attribution if outer is not None else {}
+    if attribution:
+        merged = {**merged, **attribution}
+    return _scope.set(Scope(merged, unit if unit is not None else (outer.unit if outer is not None else None)))
+
+
+def exit_scope(token: contextvars.Token) -> None:
+    _scope.reset(token)
+
+
+def scope_variable() -> contextvars.ContextVar[Scope | None]:
+    """The context variable itself (thread propagation copies its value into new threads)."""
+    return _scope
