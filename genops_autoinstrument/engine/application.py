@@ -74,8 +74,9 @@ def close_unit(engine: Engine, unit: Unit, error: BaseException | None = None) -
 
 
 def record_cost(engine: Engine, usd: float, kind: str, overrides: Mapping[str, str] | None) -> None:
-    """A cost that is not tokens: the cost metric (with its kind), the enclosing units, the
-    budgets that match its attribution, and an event on the current span."""
+    """A cost that is not tokens: the cost metric (with its kind), the enclosing units' totals and
+    caps, the budgets that match its attribution, and an event on the current span (with the
+    budget reconciliation and alert events, as a model call's span gets them)."""
     from opentelemetry import trace
 
     attribution = attribution_now(engine, overrides)
@@ -85,19 +86,21 @@ def record_cost(engine: Engine, usd: float, kind: str, overrides: Mapping[str, s
         unit.add_cost(usd)
     dimensions = {semconv.GENOPS_COST_KIND: kind, **engine._instruments._attribution_dimensions(attribution)}
     engine._instruments.cost.add(usd, dimensions)
-    event = {semconv.GENOPS_COST_KIND: kind, semconv.GENOPS_COST_TOTAL: usd, semconv.GENOPS_COST_CURRENCY: "USD"}
-    charge = getattr(engine.governor, "charge", None)
-    if charge is not None and engine.governor.active:
-        settlement = charge(attribution, usd)
-        if settlement is not None and settlement.attributes:
-            event.update({key: value for key, value in settlement.attributes.items() if isinstance(value, (str, int, float, bool))})
+    settlement = engine.governor.charge(attribution, usd) if engine.governor.active else None
     span = _current_span(trace, unit)
-    if span is not None:
-        span.add_event(semconv.EVENT_COST, event)
+    if span is None:
+        return
+    event: dict[str, Any] = {semconv.GENOPS_COST_KIND: kind, semconv.GENOPS_COST_TOTAL: usd, semconv.GENOPS_COST_CURRENCY: "USD", **(overrides or {})}
+    if settlement is not None:
+        event.update({key: value for key, value in settlement.attributes.items() if isinstance(value, (str, int, float, bool))})
+    span.add_event(semconv.EVENT_COST, event)
+    for name, attributes in settlement.events if settlement is not None else ():
+        span.add_event(name, attributes)
 
 
 def record_eval(engine: Engine, metric: str, score: float, threshold: float | None) -> str | None:
-    """An evaluation score on the current model call or unit (a span event) and as a metric;
+    """An evaluation score on the current model call or unit (a span event) and as a metric
+    (dimensions: the metric, the result, the attribution, the unit and the model when known);
     returns ``"pass"`` / ``"fail"`` against ``threshold`` (None without one)."""
     from opentelemetry import trace
 
@@ -124,24 +127,25 @@ def record_eval(engine: Engine, metric: str, score: float, threshold: float | No
 
 
 def check(engine: Engine, model: str | None, provider: str | None, max_output_tokens: int | None) -> Decision:
-    """What a call to ``model`` made here would be told (model rules, budgets, rates, the units'
-    caps), with nothing reserved, counted or sent."""
+    """What a call to ``model`` made here would be told by the governor (model rules, budgets) and
+    by the enclosing units' caps, with nothing reserved, counted or sent.
+
+    Without a model the question is whether anything is left: a budget or cap already used up
+    says BLOCKED. A model that cannot be priced has no estimate: budgets are judged at zero (only
+    a used-up budget refuses it, as it would the call) and caps let it through (as they would).
+    """
     request = CallRequest(provider=provider or "", operation=semconv.OPERATION_CHAT, request_model=model, max_output_tokens=max_output_tokens)
-    attribution = attribution_now(engine)
-    decision = ALLOWED
-    governor_check = getattr(engine.governor, "check", None)
-    if engine.governor.active and governor_check is not None:
-        decision = governor_check(request, attribution)
-    if decision.blocks:
-        return decision
+    decision = engine.governor.check(request, attribution_now(engine)) if engine.governor.active else ALLOWED
     scope = current_scope()
     unit = scope.unit if scope is not None else None
-    if unit is not None and unit.capped:
-        estimate = engine._caps().estimate(request) if model else None
-        over = unit.over_cap(estimate or 0.0)
-        if over is not None:
-            return over.refusal(estimate)
-    return decision
+    if decision.blocks or unit is None or not unit.capped:
+        return decision
+    if not model:
+        spent = next((u for u in unit.chain() if u.max_cost is not None and u.cost + u.reserved >= u.max_cost), None)
+        return spent.refusal(None) if spent is not None else decision
+    estimate = engine._caps().estimate(request)
+    over = unit.over_cap(estimate) if estimate is not None else None
+    return over.refusal(estimate) if over is not None else decision
 
 
 def _current_span(trace: Any, unit: Unit | None) -> Any:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from genops_autoinstrument import lifecycle, semconv
 from genops_autoinstrument.governance.budgets import ATTR_ESTIMATE_STATUS, Budgets, Held
+from genops_autoinstrument.governance.decisions import Decision
 from genops_autoinstrument.governance.estimator import Estimator, Pricer, settings_pricer
 from genops_autoinstrument.governance.governor import Governor, Settlement, Ticket
 from genops_autoinstrument.governance.ledger.base import RESERVATION_TTL_SECONDS, Ledger, to_usd
@@ -26,6 +27,7 @@ from genops_autoinstrument.governance.outcomes import Outcome, combine, policy_f
 from genops_autoinstrument.governance.periods import Clock, system_clock
 from genops_autoinstrument.governance.policies import ContentPolicy, ModelPolicy, Policy, RatePolicy
 from genops_autoinstrument.governance.request import PolicyRequest, Prompt, lazy_prompt
+from genops_autoinstrument.governance.spend import charge_budgets, check_budgets
 
 if TYPE_CHECKING:
     from genops_autoinstrument.config import Settings
@@ -153,6 +155,36 @@ class EnforcingGovernor(Governor):
         if not isinstance(held, Held):
             return None
         return self._budgets.settle(held, actual_cost, ran, self._clock())
+
+    # --- the code API: pre-checks and costs that are not tokens -----------------------------------
+    def check(self, request: PolicyRequest, attribution: Mapping[str, str]) -> Decision:
+        """A dry run of :meth:`decide`: the model and content rules, then whether the estimate fits
+        what each budget has left (read with ``ledger.figures``), combined into the same Decision.
+
+        Nothing is reserved, spent or counted in a rate window, and warnings are not logged (a
+        ledger that cannot be read is counted and follows the fail mode, as in decide). Rate limits
+        are not judged: the ledger can only count a call into a window (``hit``), not read one, so
+        asking would use up a slot. A check
+        without a model skips the model rules (there is no model to judge) and needs no estimate:
+        it answers whether the budgets have anything left at all.
+        """
+        now = self._clock()
+        attributes: dict[str, Any] = {}
+        prompt = lazy_prompt(request)
+        gates = self._gates if request.request_model else tuple(g for g in self._gates if not isinstance(g, ModelPolicy))
+        outcomes: list[Outcome] = []
+        for gate in gates:
+            outcomes += gate.evaluate(request, attribution, prompt, now, attributes)
+        if self.settings.budgets and not any(o.blocks for o in outcomes):
+            outcomes += check_budgets(self._budgets, request, attribution, prompt, now, attributes)
+        return combine(outcomes)
+
+    def charge(self, attribution: Mapping[str, str], usd: float) -> Settlement | None:
+        """Add ``usd`` of actual spend to every budget whose scope matches ``attribution`` (a
+        settlement of a call that reserved nothing); a ledger failure is handled as in settle."""
+        if not self.settings.budgets:
+            return None
+        return charge_budgets(self._budgets, attribution, usd, self._clock())
 
     # --- lifecycle -------------------------------------------------------------------------------
     def after_fork(self) -> None:

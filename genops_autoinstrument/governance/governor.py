@@ -48,6 +48,14 @@ class Governor:
         """Reconcile the reservation with the actual cost (``None`` when unpriced or not run)."""
         return None
 
+    def check(self, request: PolicyRequest, attribution: Mapping[str, str]) -> Decision:
+        """What :meth:`decide` would answer, with nothing reserved or counted (a pre-check)."""
+        return ALLOWED
+
+    def charge(self, attribution: Mapping[str, str], usd: float) -> Settlement | None:
+        """Count ``usd`` of spend that is not a model call against the budgets of ``attribution``."""
+        return None
+
     def after_fork(self) -> None:
         """Recreate locks and connections in a forked child."""
 
