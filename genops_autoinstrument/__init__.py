@@ -18,6 +18,12 @@ __all__ = [
     "Call",
     "Usage",
     "begin_call",
+    "attribution",
+    "track",
+    "check",
+    "track_cost",
+    "record_eval",
+    "instrument",
 ]
 
 _LAZY = {
@@ -29,11 +35,21 @@ _LAZY = {
     "Call": "engine.call",
     "begin_call": "engine.runtime",
     "Usage": "pricing.usage",
+    "attribution": "application.scopes",
+    "track": "application.scopes",
+    "check": "application.checks",
+    "track_cost": "application.records",
+    "record_eval": "application.records",
+    "instrument": "application.start",
 }
 
 if False:  # pragma: no cover - names for type checkers, without importing typing at start-up
     from genops_autoinstrument.governance.decisions import BudgetStatus, Decision, PolicyViolation
     from genops_autoinstrument.api.instrumentor import GenOpsInstrumentor
+    from genops_autoinstrument.application.checks import check
+    from genops_autoinstrument.application.records import record_eval, track_cost
+    from genops_autoinstrument.application.scopes import attribution, track
+    from genops_autoinstrument.application.start import instrument
     from genops_autoinstrument.engine.call import Call, CallRequest
     from genops_autoinstrument.engine.runtime import begin_call
     from genops_autoinstrument.pricing.usage import Usage

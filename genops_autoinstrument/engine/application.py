@@ -141,7 +141,7 @@ def check(engine: Engine, model: str | None, provider: str | None, max_output_to
     if decision.blocks or unit is None or not unit.capped:
         return decision
     if not model:
-        spent = next((u for u in unit.chain() if u.max_cost is not None and u.cost + u.reserved >= u.max_cost), None)
+        spent = next((u for u in unit.chain() if u.max_cost is not None and u.spent() >= u.max_cost), None)
         return spent.refusal(None) if spent is not None else decision
     estimate = engine._caps().estimate(request)
     over = unit.over_cap(estimate) if estimate is not None else None

@@ -26,13 +26,15 @@ from genops_autoinstrument.governance.request import lazy_prompt
 
 __all__ = ["CostCaps", "Scope", "Unit", "current_scope", "enter_scope", "exit_scope"]
 
+_cap_lock = threading.Lock()  # makes a cap's check and hold one step (see Unit.try_hold)
+
 
 class Unit:
     """One unit of work: its span, its totals so far and its cap. Thread-safe."""
 
     __slots__ = (
         "name", "parent", "max_cost", "span", "attribution", "_lock",
-        "cost", "input_tokens", "output_tokens", "calls", "unpriced_calls", "failed_calls", "blocked_calls", "reserved",
+        "cost", "input_tokens", "output_tokens", "calls", "unpriced_calls", "failed_calls", "blocked_calls", "reserved", "estimated",
     )
 
     def __init__(self, name: str, parent: "Unit | None", max_cost: float | None, span: Any, attribution: Mapping[str, str]) -> None:
@@ -50,6 +52,7 @@ class Unit:
         self.failed_calls = 0
         self.blocked_calls = 0
         self.reserved = 0.0  # estimates of calls in flight, held against the cap
+        self.estimated = 0.0  # estimates of finished calls that could not be priced: the cap's, never the cost's
 
     def chain(self) -> Iterator["Unit"]:
         """This unit and every enclosing one, innermost first."""
@@ -62,17 +65,31 @@ class Unit:
     def capped(self) -> bool:
         return any(unit.max_cost is not None for unit in self.chain())
 
+    def spent(self) -> float:
+        """What counts against the cap: costs, estimates of unpriced calls, calls in flight."""
+        with self._lock:
+            return self.cost + self.estimated + self.reserved
+
     def over_cap(self, estimate: float) -> "Unit | None":
         """The first unit of the chain whose cap ``estimate`` more would exceed (None: all fit)."""
         for unit in self.chain():
-            if unit.max_cost is not None and unit.cost + unit.reserved + estimate > unit.max_cost:
+            if unit.max_cost is not None and unit.spent() + estimate > unit.max_cost:
                 return unit
         return None
+
+    def try_hold(self, estimate: float) -> "Unit | None":
+        """Hold ``estimate`` on every unit of the chain if it fits every cap, as one step (two
+        threads must not both fit in the last room); else the unit whose cap it would exceed."""
+        with _cap_lock:
+            over = self.over_cap(estimate)
+            if over is None:
+                self.hold(estimate)
+            return over
 
     def refusal(self, estimate: float | None) -> Decision:
         """The budget-exceeded decision of this unit's cap, for a call that may cost ``estimate``."""
         cap = float(self.max_cost or 0.0)
-        spent = self.cost + self.reserved
+        spent = self.spent()
         remaining = max(0.0, cap - spent)
         wants = f", this call may cost ${estimate:.6f}" if estimate else ""
         return Decision(
@@ -90,7 +107,8 @@ class Unit:
 
     def settle(self, held: float, cost: float | None, input_tokens: int | None, output_tokens: int | None, *, failed: bool = False) -> None:
         """Add one finished call to every unit of the chain and release what it held. An
-        unpriced call is charged its estimate against the cap (never a guess in ``cost``)."""
+        unpriced call is charged its estimate against the cap (never a guess in ``cost``, the
+        unit's ``genops.cost.total``, which stays the sum of its priced calls)."""
         for unit in self.chain():
             with unit._lock:
                 unit.reserved = max(0.0, unit.reserved - held)
@@ -101,7 +119,7 @@ class Unit:
                 if cost is None:
                     unit.unpriced_calls += 1
                     if unit.max_cost is not None:
-                        unit.cost += held
+                        unit.estimated += held
                 else:
                     unit.cost += cost
                 unit.input_tokens += input_tokens or 0
@@ -139,9 +157,8 @@ class CostCaps:
         if estimate is None:
             self._warn_unpriced(request)
             return ticket, None
-        over = unit.over_cap(estimate)
+        over = unit.try_hold(estimate)
         if over is None:
-            unit.hold(estimate)
             return ticket, estimate
         decision = over.refusal(estimate)
         budget = decision.budget
