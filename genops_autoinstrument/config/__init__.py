@@ -17,17 +17,27 @@ from genops_autoinstrument.config.parsers import (
     parse_choice,
     parse_existing_file,
     parse_fraction,
+    parse_int_range,
     parse_list,
     parse_positive_int,
     parse_seconds,
     parse_text,
 )
-from genops_autoinstrument.config.rules import BudgetRule, RateLimitRule, parse_budgets, parse_rate_limits
+from genops_autoinstrument.config.rules import (
+    BudgetRule,
+    RateLimitRule,
+    parse_baggage_keys,
+    parse_budgets,
+    parse_model_patterns,
+    parse_rate_limits,
+)
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 POLICY_MODES = ("enforced", "warn", "audit")
 CONTENT_POLICY_MODES = ("off", "warn", "block")
 FAIL_MODES = ("open", "closed")
+UNPRICED_POLICIES = ("warn", "block", "allow")
+LEDGER_TIMEOUT_MS = (1, 60_000)
 
 
 def _parse_pricing_file(variable: str, raw: str) -> str | None:
@@ -58,6 +68,11 @@ def parse_ledger_url(variable: str, raw: str) -> str | None:
 
     validate_ledger_url(variable, url)
     return url
+
+
+def parse_otel_sdk_disabled(variable: str, raw: str) -> bool:
+    """Read exactly as the OpenTelemetry SDK reads it (only ``true`` disables); never an error."""
+    return raw.strip().lower() == "true"
 
 
 _SAMPLERS = ("always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio")
@@ -127,19 +142,21 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GENOPS_CUSTOMER_ID", parse_text, None, "Attribution: customer (`genops.customer_id`)."),
     Variable("GENOPS_COST_CENTER", parse_text, None, "Attribution: cost center (`genops.cost_center`)."),
     Variable("GENOPS_FEATURE", parse_text, None, "Attribution: feature (`genops.feature`)."),
-    Variable("GENOPS_PRICING_FILE", lambda n, r: _parse_pricing_file(n, r), None, "A TOML or JSON file of extra or overriding prices (USD per million tokens)."),
+    Variable("GENOPS_PRICING_FILE", lambda n, r: _parse_pricing_file(n, r), None, "A TOML or JSON file (regular, UTF-8, at most 64 MiB) of extra or overriding prices (USD per million tokens); a large file is validated once and remembered until it changes."),
     Variable("GENOPS_METRICS_CUSTOMER_DIMENSION", parse_bool, True, "`false` drops `genops.customer_id` from metric dimensions (cardinality)."),
     Variable("GENOPS_SUMMARY", parse_bool, False, "`1` prints a table of calls, tokens and cost to stderr at exit."),
     Variable("GENOPS_BUDGETS", lambda n, r: parse_budgets(n, r), (), "Budget rules, e.g. `team=50/day;customer_id=2/day:warn;global=2000/month`."),
     Variable("GENOPS_BUDGET_ALERT_THRESHOLD", parse_fraction, 0.8, "Fraction of a budget at which `genops.budget.alert` is emitted, once per period."),
     Variable("GENOPS_RATE_LIMITS", lambda n, r: parse_rate_limits(n, r), (), "Rate limits, e.g. `team=600/min;customer_id=30/min`."),
-    Variable("GENOPS_LEDGER_URL", parse_ledger_url, None, "Where budget and rate state lives: a SQLite file at `$XDG_STATE_HOME/genops/ledger.db` (default; `~/.local/state/…`), `sqlite:////abs/path.db`, `memory://` (one process), `redis://host:6379/0` / `rediss://…` (a fleet)."),
-    Variable("GENOPS_LEDGER_TIMEOUT_MS", parse_positive_int, 50, "Longest wait for the ledger per call, in milliseconds, before `GENOPS_FAIL_MODE` decides."),
+    Variable("GENOPS_LEDGER_URL", parse_ledger_url, None, "Where budget and rate state lives: a SQLite file at `$XDG_STATE_HOME/genops/ledger.db` (default; `~/.local/state/…`), `sqlite:////abs/path.db` (a regular file), `memory://` (one process), `redis://host:6379/0` (database 0–15; only 0 with `redis+cluster://`) / `rediss://…` (a fleet); only the Redis query parameters redis-py understands, and no timeouts (see `GENOPS_LEDGER_TIMEOUT_MS`)."),
+    Variable("GENOPS_LEDGER_TIMEOUT_MS", parse_int_range(*LEDGER_TIMEOUT_MS, " (milliseconds)"), 50, "Longest wait for the ledger per call, in milliseconds (1 to 60000), before `GENOPS_FAIL_MODE` decides."),
     Variable("GENOPS_FAIL_MODE", parse_choice(FAIL_MODES), "open", "What a ledger failure means: `open` allows the call, `closed` blocks it."),
-    Variable("GENOPS_ALLOWED_MODELS", parse_list, (), "Comma-separated globs of requested models that may be used (all when empty)."),
-    Variable("GENOPS_BLOCKED_MODELS", parse_list, (), "Comma-separated globs of requested models that may not be used."),
+    Variable("GENOPS_ALLOWED_MODELS", parse_model_patterns, (), "Comma-separated globs (`*`, `?`, `[abc]`) of requested models that may be used (all when empty); `;`, spaces, quotes and brackets around a name are refused."),
+    Variable("GENOPS_BLOCKED_MODELS", parse_model_patterns, (), "Comma-separated globs of requested models that may not be used (same format)."),
     Variable("GENOPS_MODEL_POLICY", parse_choice(POLICY_MODES), "enforced", "Mode of the model rules: enforced, warn or audit."),
     Variable("GENOPS_CONTENT_POLICY", parse_choice(CONTENT_POLICY_MODES), "off", "Outgoing-prompt checks for PII and secrets: off, warn or block."),
+    Variable("GENOPS_UNPRICED_POLICY", parse_choice(UNPRICED_POLICIES), "warn", "A call that cannot be priced under a budget: `warn` runs it and says which budget it escapes, `block` refuses it, `allow` charges it $0 silently."),
+    Variable("GENOPS_BAGGAGE_KEYS", parse_baggage_keys, frozenset(), "Comma-separated attribution keys that may be taken from W3C baggage (`team`, `project`, `environment`, `customer_id`, `cost_center`, `feature`); none by default. An edge gateway must strip or overwrite each listed key; of duplicates, the first wins."),
     Variable("GENOPS_OTEL_INSTRUMENTORS", parse_bool, True, "`false` stops `genops-run` from activating installed OpenTelemetry contrib instrumentors."),
     Variable("GENOPS_EXIT_FLUSH_SECONDS", parse_seconds, 2.0, "Longest time spent flushing telemetry at exit; an unreachable collector never holds the process longer."),
     Variable("OTEL_TRACES_EXPORTER", parse_exporters("traces"), ("otlp",), "Standard: span exporters (`otlp`, `console`, `none`, or an installed one).", "otel"),
@@ -149,6 +166,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", parse_otlp_protocol, None, "Standard: the OTLP protocol for metrics only.", "otel"),
     Variable("OTEL_TRACES_SAMPLER", parse_sampler, "parentbased_always_on", "Standard: the sampler (metrics are recorded whatever it decides).", "otel"),
     Variable("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", parse_bool, False, "Standard switch: record prompt and completion content on spans."),
+    Variable("OTEL_SDK_DISABLED", parse_otel_sdk_disabled, False, "Standard: `true` turns the OpenTelemetry SDK off, and with it every GenOps span and metric (budgets and rules still hold); each process says so on stderr.", "otel"),
 )
 _BY_NAME = {variable.name: variable for variable in VARIABLES}
 
@@ -176,6 +194,9 @@ class Settings:
     content_policy: str = "off"
     otel_instrumentors: bool = True
     capture_content: bool = False
+    unpriced_policy: str = "warn"
+    baggage_keys: frozenset[str] = frozenset()  # full keys (genops.customer_id) trusted from baggage
+    otel_sdk_disabled: bool = False
 
 
 _ATTRIBUTION_VARIABLES = {
@@ -195,7 +216,25 @@ def read(name: str, environ: Mapping[str, str] | None = None) -> Any:
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
         return variable.default
-    return variable.parse(name, raw)
+    return guarded(variable.parse, name, raw)
+
+
+# Values never echoed when a parser fails unexpectedly (they may carry credentials).
+_SECRET_VARIABLES = frozenset({"GENOPS_LEDGER_URL"})
+
+
+def guarded(parse: Callable[[str, str], Any], name: str, raw: str) -> Any:
+    """Run a parser; anything it raises besides ConfigError (RecursionError, MemoryError, OSError,
+    a bug) is still a configuration error naming the variable, never a crash that the bootstrap
+    would have to swallow (and then run the program ungoverned)."""
+    try:
+        return parse(name, raw)
+    except ConfigError:
+        raise
+    except Exception as error:
+        shown = "<not shown>" if name in _SECRET_VARIABLES else raw
+        detail = " ".join(str(error).split())[:200]  # one line, whatever the exception says
+        raise ConfigError(name, shown, f"a value GenOps can read (reading it raised {type(error).__name__}: {detail})") from None
 
 
 def is_enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -203,10 +242,22 @@ def is_enabled(environ: Mapping[str, str] | None = None) -> bool:
     return bool(read("GENOPS_ENABLED", environ))
 
 
-def load(environ: Mapping[str, str] | None = None) -> Settings:
-    """Validate every declared variable and return the settings; raise ConfigError on the first bad one."""
+def _read_or_default(name: str, environ: Mapping[str, str]) -> Any:
+    try:
+        return read(name, environ)
+    except ConfigError as error:
+        import logging
+
+        logging.getLogger("genops").error("%s; GenOps uses the default for %s", error, name)
+        return _BY_NAME[name].default
+
+
+def load(environ: Mapping[str, str] | None = None, lenient: bool = False) -> Settings:
+    """Validate every declared variable and return the settings; raise ConfigError on the first bad
+    one (``lenient``: log it and use that variable's default, keeping every valid rule)."""
     environ = os.environ if environ is None else environ
-    values = {variable.name: read(variable.name, environ) for variable in VARIABLES}
+    reader = _read_or_default if lenient else read
+    values = {variable.name: reader(variable.name, environ) for variable in VARIABLES}
     attribution = {key: values[name] for name, key in _ATTRIBUTION_VARIABLES.items() if values[name]}
     return Settings(
         enabled=values["GENOPS_ENABLED"],
@@ -230,6 +281,9 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         content_policy=values["GENOPS_CONTENT_POLICY"],
         otel_instrumentors=values["GENOPS_OTEL_INSTRUMENTORS"],
         capture_content=values["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"],
+        unpriced_policy=values["GENOPS_UNPRICED_POLICY"],
+        baggage_keys=values["GENOPS_BAGGAGE_KEYS"],
+        otel_sdk_disabled=values["OTEL_SDK_DISABLED"],
     )
 
 
@@ -264,7 +318,7 @@ def read_plugin_variable(spec: tuple[str, str, Any, str], environ: Mapping[str, 
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
         return default
-    return parser_for(kind)(name, raw)
+    return guarded(parser_for(kind), name, raw)
 
 
 def validate(
@@ -308,15 +362,9 @@ def current() -> Settings:
     """The process's settings, loaded on first use (plugins used outside the launcher get them too)."""
     global _current
     if _current is None:
-        try:
-            _current = load()
-        except ConfigError as error:
-            # Outside the launcher there is nobody to exit 2; refuse loudly but keep the app alive
-            # with governance at its safest: nothing configured is trusted.
-            import logging
-
-            logging.getLogger("genops").error("%s; GenOps uses its defaults", error)
-            _current = Settings()
+        # Outside the launcher there is nobody to exit 2: each invalid variable is logged and falls
+        # back to its default, and every valid rule still holds (one bad variable used to drop them all).
+        _current = load(lenient=True)
     return _current
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from typing import Callable
 
 from genops_autoinstrument.config.errors import ConfigError
@@ -68,12 +69,44 @@ def parse_seconds(variable: str, raw: str) -> float:
     return value
 
 
+def parse_int_range(low: int, high: int, unit: str = "") -> Callable[[str, str], int]:
+    """A whole number in ``low..high``: an overflowing or absurd value must not pass and then
+    break (or silently disable) something at the first call."""
+    accepted = f"a whole number from {low} to {high}{unit}"
+
+    def parse(variable: str, raw: str) -> int:
+        text = raw.strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > len(str(high)) + 2:
+            raise ConfigError(variable, raw, accepted)
+        value = int(text)
+        if not low <= value <= high:
+            raise ConfigError(variable, raw, accepted)
+        return value
+
+    return parse
+
+
+_FILE_KINDS = ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISLNK, "a symbolic link"))
+
+
+def file_kind(mode: int) -> str:
+    """What a file is, for messages ("a directory", "a FIFO", …)."""
+    return next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+
+
 def parse_existing_file(variable: str, raw: str) -> str | None:
+    """A regular file, checked with ``stat`` (never opened here: opening a FIFO would block)."""
     path = raw.strip()
     if not path:
         return None
-    if not os.path.isfile(path):
-        raise ConfigError(variable, raw, "the path of an existing .toml or .json file")
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        raise ConfigError(variable, raw, "the path of an existing .toml or .json file") from None
+    if not stat.S_ISREG(mode):
+        raise ConfigError(variable, f"{path} ({file_kind(mode)})", "the path of a regular .toml or .json file")
     if not path.endswith((".toml", ".json")):
         raise ConfigError(variable, raw, "a file ending in .toml or .json")
     return path

@@ -119,3 +119,75 @@ def parse_rate_limits(variable: str, raw: str) -> tuple[RateLimitRule, ...]:
     if not rules:
         raise _error(variable, raw, _RATE_ACCEPTED)
     return tuple(rules)
+
+
+_MODEL_ACCEPTED = (
+    "model names or globs (* ? [abc]) separated by commas, e.g. gpt-4o-mini,claude-* "
+    "(no ';', '|' or spaces between them, no quotes, no brackets around the list)"
+)
+_SEPARATORS = re.compile(r"[;|\s]")
+_QUOTES = frozenset("\"'`")
+
+
+def _bracket_problem(pattern: str) -> str | None:
+    """Why a glob's brackets or braces cannot be what was meant (fnmatch has no braces; an
+    unbalanced ``[`` is matched literally; ``[gpt-4o]`` is one character of a set, not a list)."""
+    if "{" in pattern or "}" in pattern:
+        return "braces"
+    depth, classes = 0, []
+    for position, char in enumerate(pattern):
+        if char == "[" and depth == 0:
+            depth, start = 1, position
+        elif char == "]" and depth == 1 and position > start + 1 + (pattern[start + 1] == "!"):
+            depth = 0
+            classes.append((start, position))
+        elif char == "]" and depth == 0:
+            return "an unbalanced ']'"
+    if depth:
+        return "an unbalanced '['"
+    if any(start == 0 and end == len(pattern) - 1 for start, end in classes):
+        return "brackets around the whole name"
+    return None
+
+
+def parse_model_patterns(variable: str, raw: str) -> tuple[str, ...]:
+    """``GENOPS_ALLOWED_MODELS`` / ``GENOPS_BLOCKED_MODELS``: comma-separated fnmatch globs.
+
+    ``gpt-4o-mini;gpt-4o`` and ``[gpt-4o-mini]`` used to be accepted and matched no model at all,
+    so a block list blocked nothing: separators other than commas, quotes, braces and brackets
+    that cannot be a character set are refused.
+    """
+    patterns = []
+    for item in raw.split(","):
+        pattern = item.strip()
+        if not pattern:
+            continue
+        problem = None
+        if _SEPARATORS.search(pattern):
+            problem = "a separator other than ','"
+        elif _QUOTES.intersection(pattern):
+            problem = "quotes"
+        else:
+            problem = _bracket_problem(pattern)
+        if problem:
+            raise _error(variable, raw, f"{_MODEL_ACCEPTED}; {pattern!r} has {problem}")
+        patterns.append(pattern)
+    return tuple(patterns)
+
+
+BAGGAGE_KEYS = tuple(name for name in SCOPES if name != "global")
+
+
+def parse_baggage_keys(variable: str, raw: str) -> frozenset[str]:
+    """``GENOPS_BAGGAGE_KEYS``: the attribution keys that may come from W3C baggage (short names
+    such as ``customer_id``, or their ``genops.`` form); every other key is ignored in baggage."""
+    keys = set()
+    for item in raw.split(","):
+        name = item.strip()
+        if not name:
+            continue
+        short = name[len("genops."):] if name.startswith("genops.") else name
+        if short not in BAGGAGE_KEYS:
+            raise _error(variable, raw, "comma-separated attribution keys from " + ", ".join(BAGGAGE_KEYS) + f" ({name!r} is not one)")
+        keys.add(SCOPES[short])
+    return frozenset(keys)

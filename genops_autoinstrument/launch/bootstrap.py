@@ -4,6 +4,11 @@ The common path must cost a few hundred microseconds: it reads the start-up cach
 watched module names with the finder and returns. Nothing heavy (OpenTelemetry, importlib.metadata,
 plugins, ``typing``, ``logging``) is imported unless a watched library is imported, or the cache is
 missing or stale (then the environment is validated and the entry points are scanned once).
+
+A failure never passes silently. An invalid setting (including a parser that crashed on it, such
+as a pricing file nested too deeply) is exit status 2 with one line. Any other set-up failure is
+exit status 2 under ``GENOPS_FAIL_MODE=closed``; under ``open`` the program starts uninstrumented
+with one line that names the governance rules it escapes.
 """
 
 from __future__ import annotations
@@ -27,28 +32,74 @@ def _disabled_names(environ: "os._Environ[str]") -> set[str]:
     return names
 
 
+# Settings that make rules GenOps enforces (a set-up failure then must not pass quietly).
+_GOVERNANCE_VARIABLES = ("GENOPS_BUDGETS", "GENOPS_RATE_LIMITS", "GENOPS_ALLOWED_MODELS", "GENOPS_BLOCKED_MODELS")
+OTEL_SDK_DISABLED_WARNING = (
+    "OTEL_SDK_DISABLED=true turns off every GenOps span and metric "
+    "(calls and costs are not reported); budgets and policies are still enforced"
+)
+
+
+def _exit_2(line: str) -> None:
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(2)
+
+
+def governance_configured(environ: "os._Environ[str] | dict[str, str]") -> list[str]:
+    """The variables that configure enforced rules (read raw: validation may not have run)."""
+    names = [name for name in _GOVERNANCE_VARIABLES if environ.get(name, "").strip()]
+    if environ.get("GENOPS_CONTENT_POLICY", "").strip().lower() not in ("", "off"):
+        names.append("GENOPS_CONTENT_POLICY")
+    return names
+
+
+def setup_failed(error: BaseException) -> None:
+    """A set-up failure that is not an invalid setting: refuse to start under fail-closed, else say
+    (on one line) that the program runs uninstrumented and which rules it escapes."""
+    environ = os.environ
+    if environ.get("GENOPS_FAIL_MODE", "").strip().lower() == "closed":
+        _exit_2(f"genops-run: GenOps could not start ({error!r}); GENOPS_FAIL_MODE=closed refuses to run the program ungoverned")
+    line = f"genops: warning: bootstrap failed ({error!r}); running without instrumentation"
+    governed = governance_configured(environ)
+    if governed:
+        line += f": {', '.join(governed)} NOT enforced in this process (GENOPS_FAIL_MODE=closed would refuse to start)"
+    sys.stderr.write(line + "\n")
+
+
 def validate_or_exit(records: list | None = None) -> list[str]:
     """Validate every variable; on an invalid one print a single line and exit with status 2.
     Returns the warnings it printed (unknown ``GENOPS_*`` names)."""
-    from genops_autoinstrument.config import ConfigError, validate
+    from genops_autoinstrument.config import ConfigError
+
+    try:
+        return validate_or_raise(records)
+    except ConfigError as error:
+        _exit_2(f"genops-run: {error}")
+    except Exception as error:  # validation itself broke: configured rules cannot be trusted
+        if governance_configured(os.environ):
+            _exit_2(f"genops-run: the GenOps settings could not be validated ({error!r}); refusing to run the program ungoverned")
+        raise
+    return []  # pragma: no cover - _exit_2 does not return
+
+
+def validate_or_raise(records: list | None = None) -> list[str]:
+    """Validate every variable, the core's and the plugins'; raise ``ConfigError`` on an invalid
+    one (``instrument()``: a notebook kernel must survive it). Prints and returns the warnings."""
+    from genops_autoinstrument.config import validate
 
     records = records or []
     variables = tuple(spec for record in records if len(record) > 8 for spec in record[8])
     names = tuple(record[0] for record in records)
-    try:
-        _, warnings = validate(None, variables, names)
-    except ConfigError as error:
-        try:
-            sys.stderr.write(f"genops-run: {error}\n")
-            sys.stderr.flush()
-        finally:
-            os._exit(2)
+    _, warnings = validate(None, variables, names)
     for warning in warnings:
         sys.stderr.write(f"genops: warning: {warning}\n")
     return warnings
 
 
-def _plugins(cached: dict | None, env_valid: bool, paths: str | None = None) -> list[tuple]:
+def _plugins(cached: dict | None, env_valid: bool, paths: str | None = None, check: "Callable[[list], list[str]]" = validate_or_exit) -> list[tuple]:
     """Plugin records (PluginInfo tuples), from the cache or from a fresh scan stored for next time."""
     from genops_autoinstrument.launch import startup_cache as bootcache
 
@@ -61,7 +112,7 @@ def _plugins(cached: dict | None, env_valid: bool, paths: str | None = None) -> 
 
         groups = [PLUGIN_GROUP, OTEL_GROUP]
         plugins = [info.to_tuple() for info in scan(groups)]
-    warnings = validate_or_exit(plugins)  # exits with status 2 when invalid: nothing below is cached then
+    warnings = check(plugins)  # exits with status 2 (or raises) when invalid: nothing below is cached then
     # An environment that drew a warning is not remembered as valid: the next start warns again.
     bootcache.store(__version__, plugins, None if warnings else bootcache.env_fingerprint(), cached, paths)
     return plugins
@@ -84,16 +135,37 @@ def run() -> None:
     if _done:
         return
     _done = True
-    environ = os.environ
-    if environ.get("GENOPS_ENABLED", "").strip().lower() in _FALSE:
+    if os.environ.get("GENOPS_ENABLED", "").strip().lower() in _FALSE:
         return
+    try:
+        _install(validate_or_exit)
+    except Exception as error:  # the sitecustomize would only say "running without instrumentation"
+        setup_failed(error)
+
+
+def started() -> bool:
+    """Whether this process was started already, by ``genops-run``'s bootstrap or by :func:`start`."""
+    return _done
+
+
+def start() -> None:
+    """``run()`` for an interpreter that is already running (``instrument()``, which holds the lock
+    and checks ``GENOPS_ENABLED``): an invalid variable raises ``ConfigError`` and leaves the process
+    unstarted, so the caller may fix the environment and call again."""
+    global _done
+    _install(validate_or_raise)
+    _done = True
+
+
+def _install(check: "Callable[[list], list[str]]") -> None:
+    environ = os.environ
     from genops_autoinstrument.launch import startup_cache as bootcache
     from genops_autoinstrument.launch.finder import get_finder
 
     paths = bootcache.path_fingerprint(__version__)  # before any scan (see bootcache.store)
     cached = bootcache.load(__version__, paths)
     env_valid = cached is not None and bootcache.env_fingerprint() in cached.get("envs", ())
-    records = _plugins(cached, env_valid, paths)
+    records = _plugins(cached, env_valid, paths, check)
     disabled = _disabled_names(environ)
     contrib = environ.get("GENOPS_OTEL_INSTRUMENTORS", "").strip().lower() not in _FALSE
     finder = get_finder()
@@ -111,10 +183,12 @@ def run() -> None:
     for module_name, function in _SERVER_HOOKS.items():
         finder.watch(module_name, _server_hook(function))
     finder.install()
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":  # read as the SDK reads it
+        sys.stderr.write(f"genops: warning: {OTEL_SDK_DISABLED_WARNING}\n")
 
 
 # Built-in hooks (see server_hooks.py): watched names only, nothing imported until they load.
-_SERVER_HOOKS = {"uvicorn.server": "hook_uvicorn"}
+_SERVER_HOOKS = {"uvicorn.server": "hook_uvicorn", "opentelemetry.baggage.propagation": "hook_baggage_propagator"}
 
 
 def _server_hook(function: str) -> "object":

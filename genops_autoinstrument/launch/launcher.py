@@ -109,6 +109,16 @@ def check() -> int:
             print("  GENOPS_ENABLED=false: genops-run will start commands without instrumentation")
         for warning in warnings:
             print(f"  warning: {warning}")
+        if settings.otel_sdk_disabled:
+            from genops_autoinstrument.launch.bootstrap import OTEL_SDK_DISABLED_WARNING
+
+            print(f"  warning: {OTEL_SDK_DISABLED_WARNING}")
+        lines, ledger_invalid = governance_report(settings)
+        print("governance:")
+        for line in lines:
+            print(f"  {line}")
+        if ledger_invalid:
+            status = EXIT_CONFIG
     disabled = settings.disabled_instrumentations if settings else frozenset()
     contrib_enabled = settings.otel_instrumentors if settings else True
     owned = {module for info in plugins if info.group == PLUGIN_GROUP and info.name not in disabled for module in info.watched}
@@ -147,6 +157,48 @@ def check() -> int:
         for name, kind, default, doc in info.variables:
             print(f"      variable {name} ({kind}, default {default}): {doc}")
     return status
+
+
+_UNPRICED = {
+    "warn": "run, with one warning per model naming the budget they escape",
+    "block": "refused with the budget's error",
+    "allow": "charged $0 (a budget does not hold for them)",
+}
+
+
+def governance_report(settings: "config.Settings") -> tuple[list[str], bool]:
+    """What ``--check`` says about the rules, and the ledger reached once; True when the ledger
+    answered that its setting is wrong."""
+    rules = [f"GENOPS_BUDGETS={';'.join(rule.name + ('' if rule.mode == 'enforced' else ':' + rule.mode) for rule in settings.budgets)}"] if settings.budgets else []
+    rules += [f"GENOPS_RATE_LIMITS={';'.join(rule.name for rule in settings.rate_limits)}"] if settings.rate_limits else []
+    rules += [f"GENOPS_ALLOWED_MODELS={','.join(settings.allowed_models)}"] if settings.allowed_models else []
+    rules += [f"GENOPS_BLOCKED_MODELS={','.join(settings.blocked_models)}"] if settings.blocked_models else []
+    rules += [f"GENOPS_CONTENT_POLICY={settings.content_policy}"] if settings.content_policy != "off" else []
+    lines = ["rules: " + ("; ".join(rules) if rules else "none configured")]
+    lines.append(f"fail mode: {settings.fail_mode} (a ledger failure {'allows' if settings.fail_mode == 'open' else 'blocks'} the call)")
+    lines.append(f"unpriced calls under a budget: GENOPS_UNPRICED_POLICY={settings.unpriced_policy} ({_UNPRICED[settings.unpriced_policy]})")
+    trusted = ", ".join(sorted(settings.baggage_keys))
+    lines.append(f"baggage: {trusted} trusted (an edge gateway must strip or overwrite them)" if trusted else "baggage: no attribution key is taken from baggage (GENOPS_BAGGAGE_KEYS)")
+    if not (settings.budgets or settings.rate_limits):
+        lines.append("ledger: not used (no budgets or rate limits)")
+        return lines, False
+    url = settings.ledger_url
+    if url is None:
+        try:
+            from genops_autoinstrument.governance.ledger.sqlite import default_path
+
+            url = "sqlite://" + default_path()
+        except Exception as error:
+            lines.append(f"ledger: the default SQLite file has no usable place: {error}")
+            return lines, True
+    from genops_autoinstrument.config.ledger_probe import probe_ledger
+
+    probe = probe_ledger(url, settings.ledger_timeout_ms)
+    verdict = {True: "answered", False: "INVALID" if probe.invalid else "NOT answering", None: "not reached"}[probe.answered]
+    lines.append(f"ledger ({verdict}): {probe.line}")
+    if probe.answered is False and not probe.invalid:
+        lines.append(f"  until it answers, GENOPS_FAIL_MODE={settings.fail_mode} {'lets calls run unrecorded' if settings.fail_mode == 'open' else 'blocks every governed call'}")
+    return lines, probe.invalid
 
 
 def _see_pythonpath() -> None:
