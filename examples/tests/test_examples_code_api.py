@@ -150,7 +150,7 @@ def web_app(provider: tuple[Any, Counted], tmp_path: Path) -> Iterator[Any]:
 
 def test_web_app_attributes_each_request_to_its_customer_and_caps_it(web_app: Any, provider: tuple[Any, Counted]) -> None:
     _, counted = provider
-    app = web_app()
+    app = web_app(GENOPS_BAGGAGE_KEYS="customer_id")  # baggage trusted for the customer: the code still wins
     status, small = app.ask("key-acme", "What is a token budget?", steps=2)
     assert (status, small["customer"], small["steps"]) == (200, "acme", 2)
     assert small["answer"] == "Hello from the local provider. You said: Refine your answer (step 2)."

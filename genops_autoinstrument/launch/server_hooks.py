@@ -1,14 +1,20 @@
-"""Built-in hooks for servers whose way of stopping skips Python's exit handlers.
+"""Built-in hooks: servers whose way of stopping skips Python's exit handlers, and the W3C
+baggage propagator of servers that take attribution from baggage.
 
 uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal it caught, so
 ``atexit`` never runs in its workers and buffered spans, metrics and the summary would be lost.
 GenOps flushes (bounded by ``GENOPS_EXIT_FLUSH_SECONDS``) right after uvicorn's own shutdown.
 The bootstrap registers these hooks with the finder (its ``_SERVER_HOOKS``), like plugins; they
 cost nothing until uvicorn is imported.
+
+With ``GENOPS_BAGGAGE_KEYS`` set, the propagator's ``extract`` also remembers the first entry of
+each attribution key (the one a gateway prepends) from the moment OpenTelemetry's baggage
+propagation is imported, before any request is extracted (see ``engine/baggage.py``).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 def flush_before_signal_exit() -> None:
@@ -41,3 +47,11 @@ def hook_uvicorn(module: Any) -> None:
     wrapper = wrapt.FunctionWrapper(original, shutdown)
     wrapper._self_genops_flush = True
     server.shutdown = wrapper
+
+
+def hook_baggage_propagator(module: Any) -> None:
+    if not os.environ.get("GENOPS_BAGGAGE_KEYS", "").strip():
+        return  # no key is taken from baggage: the propagator stays untouched
+    from genops_autoinstrument.engine.baggage import wrap_propagator
+
+    wrap_propagator(module)

@@ -3,7 +3,8 @@
 `genops-run` activates installed OpenTelemetry contrib instrumentors lazily (here
 `opentelemetry-instrumentation-fastapi`, when the app imports `fastapi`). The server span extracts
 the incoming `traceparent` and `baggage` headers, so a `baggage: genops.customer_id=acme` header
-attributes, prices and budgets the request's LLM call to customer `acme` with no application code.
+attributes, prices and budgets the request's LLM call to customer `acme` with no application code
+when `GENOPS_BAGGAGE_KEYS=customer_id` trusts that key (both tests set it).
 `GENOPS_OTEL_INSTRUMENTORS=false` leaves the contrib instrumentors off.
 
 FastAPI 0.16x also traces requests by itself (scope `fastapi`) as soon as any TracerProvider is
@@ -92,7 +93,7 @@ def _genops_span(fleet: Any, tag: str) -> dict[str, Any]:
 
 
 def test_incoming_baggage_attributes_and_budgets_the_llm_call_with_no_app_code(fleet: Any) -> None:
-    answers = _serve(fleet, ran=3, server_spans=len(ASKS))
+    answers = _serve(fleet, ran=3, server_spans=len(ASKS), GENOPS_BAGGAGE_KEYS="customer_id")
     # customer_id budgets are per customer: acme's second call is blocked, beta's first is not.
     assert [answer["result"] for answer in answers] == ["ok", "ok", "GenOpsRateLimitError", "ok"]
     for tag, customer in ASKS:
@@ -115,7 +116,7 @@ def test_incoming_baggage_attributes_and_budgets_the_llm_call_with_no_app_code(f
 def test_genops_otel_instrumentors_false_leaves_the_server_uninstrumented(fleet: Any) -> None:
     # FastAPI 0.16x traces requests itself once any TracerProvider is set (GenOps sets one at the first
     # LLM call); the app turns that off here so that only the switch under test is in play.
-    answers = _serve(fleet, ran=1, server_spans=0, GENOPS_OTEL_INSTRUMENTORS="false", FLEET_NO_NATIVE_TRACING="1")
+    answers = _serve(fleet, ran=1, server_spans=0, GENOPS_OTEL_INSTRUMENTORS="false", FLEET_NO_NATIVE_TRACING="1", GENOPS_BAGGAGE_KEYS="customer_id")
     # Nothing reads the headers: no customer attribution, so the (none) bucket's budget blocks.
     assert [answer["result"] for answer in answers] == ["ok", "GenOpsRateLimitError", "GenOpsRateLimitError", "GenOpsRateLimitError"]
     for tag, _ in ASKS:

@@ -62,7 +62,7 @@ def test_cost_token_and_duration_metrics(run_call: Callable, points: Callable, m
 def test_metrics_recorded_when_the_span_is_sampled_out(run_call: Callable, points: Callable) -> None:
     token = context.attach(baggage.set_baggage(semconv.GENOPS_FEATURE, "search-box"))
     try:
-        with capture(Settings(attribution=ATTRIBUTION), sampler=ALWAYS_OFF) as recorded:
+        with capture(Settings(attribution=ATTRIBUTION, baggage_keys=frozenset({semconv.GENOPS_FEATURE})), sampler=ALWAYS_OFF) as recorded:
             call = run_call(usage=USAGE, response_model="gpt-4o-2024-08-06")
             assert not call.span.is_recording()
     finally:
@@ -94,7 +94,7 @@ def test_customer_dimension_can_be_dropped(run_call: Callable, points: Callable)
 def test_baggage_customer_also_dropped_from_metrics(run_call: Callable, points: Callable) -> None:
     token = context.attach(baggage.set_baggage(semconv.GENOPS_CUSTOMER_ID, "globex"))
     try:
-        with capture(Settings(metrics_customer_dimension=False)) as recorded:
+        with capture(Settings(metrics_customer_dimension=False, baggage_keys=frozenset({semconv.GENOPS_CUSTOMER_ID}))) as recorded:
             run_call(usage=USAGE, response_model="gpt-4o-2024-08-06")
     finally:
         context.detach(token)

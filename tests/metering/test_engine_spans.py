@@ -147,7 +147,8 @@ def test_baggage_overrides_environment_attribution(make_request: Callable, run_c
     ctx = baggage.set_baggage("genops.password", "hunter2", context=ctx)  # not an attribution key
     ctx = baggage.set_baggage("user.id", "u-42", context=ctx)
     ctx = baggage.set_baggage(semconv.GENOPS_PROJECT, "", context=ctx)  # empty values do not override
-    with capture(Settings(attribution={**ATTRIBUTION, semconv.GENOPS_PROJECT: "atlas"})) as recorded:
+    trusted = frozenset(semconv.ATTRIBUTION_KEYS)  # GENOPS_BAGGAGE_KEYS listing every attribution key
+    with capture(Settings(attribution={**ATTRIBUTION, semconv.GENOPS_PROJECT: "atlas"}, baggage_keys=trusted)) as recorded:
         token = context.attach(ctx)
         try:
             run_call(make_request(), usage=Usage(input_tokens=1, output_tokens=1))
