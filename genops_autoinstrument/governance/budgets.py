@@ -3,15 +3,23 @@
 Concurrent callers sharing one ledger can overrun a budget by at most the estimates' error on calls
 in flight: spend under an enforced budget never exceeds it by more than what calls exceeded their
 own estimates by. A reservation not settled within ``RESERVATION_TTL_SECONDS`` (10 minutes: a
-killed process) stops counting. An unpriced model reserves 0 and says so in
-``genops.accounting.estimate_status``; an unpriced *actual* cost counts the estimate. An exhausted
-budget refuses every call, priced or not.
+killed process) stops counting. An exhausted budget refuses every call, priced or not.
+
+A model that cannot be priced has no estimate: it reserves 0 (``genops.accounting.estimate_status
+= unpriced``) and is charged 0, so no budget can hold it. ``GENOPS_UNPRICED_POLICY`` says what a
+budget does about such a call: ``warn`` (default) lets it run with ``WARNING`` / ``UNPRICED_USAGE``
+from each budget it escapes and one log line per model and process; ``block`` refuses it before
+anything is reserved (``BLOCKED`` / ``UNPRICED_USAGE``, a budget-like block, so SDKs raise their
+429 error) when a budget is enforced; ``allow`` runs it silently. A priced model whose *response*
+reports no usage is not this case: it was held by its estimate, and is charged that estimate
+(``charged_basis = estimate``), so the budget still holds it.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
@@ -36,6 +44,7 @@ ATTR_ESTIMATE_STATUS = semconv.GENOPS_ACCOUNTING_ESTIMATE_STATUS
 ATTR_CHARGED = semconv.GENOPS_ACCOUNTING_CHARGED
 ATTR_CHARGED_BASIS = semconv.GENOPS_ACCOUNTING_CHARGED_BASIS
 ATTR_BUDGET_THRESHOLD = semconv.GENOPS_BUDGET_THRESHOLD
+UNPRICED = "unpriced"  # the estimate status of a model that cannot be priced
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,9 @@ class Budgets:
         rate_checks, names = rates.checks(attribution) if rates is not None else ({}, {})
         prepared = self._prepare(request, attribution, prompt, now, attributes)
         amount, pairs, ticket_id = prepared
+        refused = self.refuse_unpriced(request, attributes)
+        if refused:  # nothing is reserved or counted for a call that will not run
+            return refused, None
         checks = [check for _, check in pairs]
         try:
             if rates is None:
@@ -97,13 +109,13 @@ class Budgets:
         if reservation is None:  # a rate limit refused the call: nothing was reserved
             return outcomes, None
         budget_outcomes, held = self._results(attribution, prepared, reservation)
-        return outcomes + budget_outcomes, held
+        return outcomes + self.escaped_unpriced(request, budget_outcomes, attributes, logged=True), held
 
     def _prepare(self, request: PolicyRequest, attribution: Mapping[str, str], prompt: Prompt, now: float, attributes: dict) -> Prepared:
         """The estimate (nano-USD), each rule's bucket check and a fresh reservation id."""
         estimate = self._estimator.estimate(request, prompt)
         if estimate is None:
-            attributes[ATTR_ESTIMATE_STATUS] = "unpriced"
+            attributes[ATTR_ESTIMATE_STATUS] = UNPRICED
             amount = 0
         else:
             amount = to_nanos(estimate)
@@ -139,6 +151,46 @@ class Budgets:
             return outcomes, None
         checks = [check for _, check in pairs]
         return outcomes, Held(ticket_id, amount, unique_buckets(checks), tuple(pairs))
+
+    # --- calls that cannot be priced (GENOPS_UNPRICED_POLICY) -----------------------------------------
+    def refuse_unpriced(self, request: PolicyRequest, attributes: Mapping[str, Any]) -> list[Outcome]:
+        """Under ``block``, an unpriced call is refused by every enforced budget (none: no refusal)."""
+        if self.settings.unpriced_policy != "block" or attributes.get(ATTR_ESTIMATE_STATUS) != UNPRICED:
+            return []
+        model = _shown(request)
+        return [
+            Outcome(
+                semconv.RESULT_BLOCKED,
+                plan.name,
+                semconv.REASON_UNPRICED_USAGE,
+                f"GenOps budget {plan.name} refuses calls to {model}: GenOps cannot price that model, so the "
+                f"budget could not hold them (GENOPS_UNPRICED_POLICY=block; {UNPRICED_FIX})",
+                "enforced",
+            )
+            for plan in self._plans
+            if plan.blocking
+        ]
+
+    def escaped_unpriced(self, request: PolicyRequest, outcomes: list[Outcome], attributes: Mapping[str, Any], logged: bool) -> list[Outcome]:
+        """The budgets' ``outcomes``, each budget an unpriced call escapes (one it did not find
+        exhausted) turned into a warning; ``logged``: one log line per model and process names them."""
+        if self.settings.unpriced_policy == "allow" or attributes.get(ATTR_ESTIMATE_STATUS) != UNPRICED:
+            return outcomes
+        model = _shown(request)
+        escaped = [str(outcome.policy_name) for outcome in outcomes if outcome.result == semconv.RESULT_ALLOWED]
+        if escaped and logged:
+            _warn_once(request, model, escaped)
+        return [
+            outcome._replace(
+                result=semconv.RESULT_WARNING,
+                reason_code=semconv.REASON_UNPRICED_USAGE,
+                message=f"GenOps budget {outcome.policy_name} cannot hold calls to {model}: GenOps cannot price that model, so they are charged $0",
+                mode="warn",
+            )
+            if outcome.result == semconv.RESULT_ALLOWED
+            else outcome
+            for outcome in outcomes
+        ]
 
     def _window(self, period: str, now: float) -> Window:
         cached = self._windows.get(period)
@@ -219,6 +271,34 @@ class TicketIds:
 
     def next(self) -> str:
         return f"{self._prefix}{next(self._count):x}"
+
+
+UNPRICED_FIX = "add its prices to a GENOPS_PRICING_FILE"
+_warned: set[tuple[str, str | None]] = set()  # (provider, model) already named on stderr by this process
+_warned_lock = threading.Lock()
+
+
+def _shown(request: PolicyRequest) -> str:
+    return f"model {request.request_model!r}" if request.request_model else "a model GenOps was not told"
+
+
+def _warn_once(request: PolicyRequest, model: str, budgets: list[str]) -> None:
+    """One ``genops`` warning per model and process: which budgets its calls escape, and the fix."""
+    key = (request.provider, request.request_model)
+    if key in _warned:
+        return
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    log.warning(
+        "GenOps cannot price %s (provider %s): its calls run outside budget %s, charged $0; %s, "
+        "or set GENOPS_UNPRICED_POLICY=block to refuse them (allow: no warning)",
+        model,
+        request.provider,
+        ", ".join(budgets),
+        UNPRICED_FIX,
+    )
 
 
 def _money(usd: float) -> str:

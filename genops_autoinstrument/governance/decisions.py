@@ -50,11 +50,13 @@ class Decision:
 
     @property
     def is_budget(self) -> bool:
-        """True for the money-ran-out kind of block (budget or rate), which SDKs map to 429."""
+        """True for the money-ran-out kind of block (budget, rate, or a budget refusing a call it
+        cannot price), which SDKs map to 429."""
         return self.reason_code in (
             semconv.REASON_BUDGET_EXCEEDED,
             semconv.REASON_BUDGET_RESERVATION_FAILED,
             semconv.REASON_RATE_LIMITED,
+            semconv.REASON_UNPRICED_USAGE,
         )
 
 

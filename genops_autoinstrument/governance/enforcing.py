@@ -86,8 +86,8 @@ class EnforcingGovernor(Governor):
         self._link.bind_meter(meter)
 
     def _warn(self, outcome: Outcome, now: float) -> None:
-        if outcome.mode != "warn":
-            return
+        if outcome.mode != "warn" or outcome.reason_code == semconv.REASON_UNPRICED_USAGE:
+            return  # budgets name an unpriced model once per process themselves
         name = outcome.policy_name or ""
         last = self._last_warning.get(name)
         if last is not None and now - last < WARN_LOG_INTERVAL_SECONDS:

@@ -44,6 +44,10 @@ def check_budgets(budgets: Budgets, request: PolicyRequest, attribution: Mapping
     amount, pairs, _ = prepared
     if not pairs:
         return []
+    no_model = not request.request_model  # a check without a model needs no estimate: nothing is unpriced
+    refused = [] if no_model else budgets.refuse_unpriced(request, attributes)
+    if refused:
+        return refused
     known: dict[str, Figures] = {}
     try:
         for _, check in pairs:
@@ -54,7 +58,7 @@ def check_budgets(budgets: Budgets, request: PolicyRequest, attribution: Mapping
     figures = tuple(known[check.key] for _, check in pairs)
     over = tuple(is_over(f.spent, f.reserved, amount, check.limit) for f, (_, check) in zip(figures, pairs))
     outcomes, _ = budgets._results(attribution, prepared, ReserveOutcome(False, figures, over))
-    return outcomes
+    return outcomes if no_model else budgets.escaped_unpriced(request, outcomes, attributes, logged=False)
 
 
 def charge_budgets(budgets: Budgets, attribution: Mapping[str, str], usd: float, now: float) -> Settlement | None:

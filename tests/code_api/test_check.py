@@ -152,7 +152,7 @@ def test_a_well_known_model_is_priced_as_its_makers(governed, model, needs):
 
 
 def test_a_model_that_cannot_be_priced_guesses_nothing(governed, h):
-    with governed(GENOPS_BUDGETS=BUDGET) as (_, governor), attribution(customer_id="acme"):
+    with governed(GENOPS_BUDGETS=BUDGET, GENOPS_UNPRICED_POLICY="allow") as (_, governor), attribution(customer_id="acme"):
         assert check(h.UNPRICED_MODEL, max_output_tokens=10**6).result == semconv.RESULT_ALLOWED
         assert check("gpt-4o-mini", provider="acme-cloud", max_output_tokens=10**6).result == semconv.RESULT_ALLOWED
         governor.charge({semconv.GENOPS_CUSTOMER_ID: "acme"}, 0.00003)

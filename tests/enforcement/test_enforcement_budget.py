@@ -127,7 +127,7 @@ def test_a_failed_call_releases_its_reservation_and_spends_nothing(governed, set
 
 
 def test_unpriced_model_reserves_nothing_never_blocks_on_a_guess_and_is_not_reported_as_a_number(governed, settings_from, call, make_request, clock):
-    settings = settings_from(GENOPS_BUDGETS="team=0.000001/day", GENOPS_TEAM="search")
+    settings = settings_from(GENOPS_BUDGETS="team=0.000001/day", GENOPS_TEAM="search", GENOPS_UNPRICED_POLICY="allow")
     ledger = MemoryLedger()
     with governed(settings, ledger) as (rec, _):
         assert call(make_request(model="test-unpriced")) is None
