@@ -8,10 +8,11 @@ Each policy's ``evaluate(request, attribution, prompt, now, attributes)`` return
 from __future__ import annotations
 
 import fnmatch
+import logging
 from typing import TYPE_CHECKING, Mapping, Protocol, Sequence
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.governance.content_rules import scan
+from genops_autoinstrument.governance.content_rules import Scan, inspect
 from genops_autoinstrument.governance.ledger.base import RateCheck
 from genops_autoinstrument.governance.ledger_link import LedgerLink
 from genops_autoinstrument.governance.outcomes import Outcome, result_for, scope_value
@@ -20,8 +21,11 @@ from genops_autoinstrument.governance.request import PolicyRequest, Prompt
 if TYPE_CHECKING:
     from genops_autoinstrument.config import Settings
 
+log = logging.getLogger("genops")
+
 MODEL_POLICY = "model_policy"
 CONTENT_POLICY = "content_policy"
+ATTR_CONTENT_SCAN_STATUS = "genops.content.scan_status"  # "partial" when the prompt was not read whole
 
 
 class Policy(Protocol):
@@ -55,21 +59,41 @@ class ModelPolicy:
 
 
 class ContentPolicy:
-    """``GENOPS_CONTENT_POLICY``: personal data and secrets in the prompt (only their kinds are reported)."""
+    """``GENOPS_CONTENT_POLICY``: personal data and secrets in the prompt (only their kinds are reported).
+
+    A prompt the scan could not read whole (longer than ``MAX_SCAN_CHARS``, or a detector out of
+    candidate budget) is judged on what was read; its span says ``genops.content.scan_status=partial``
+    and one line per process says why.
+    """
 
     def __init__(self, settings: "Settings") -> None:
         self.settings = settings
+        self._told_partial = False
 
     def evaluate(self, request: PolicyRequest, attribution: Mapping[str, str], prompt: Prompt, now: float, attributes: dict) -> list[Outcome]:
         setting = self.settings.content_policy
         if setting == "off":
             return []
         mode = "enforced" if setting == "block" else "warn"
-        kinds = scan(prompt())
+        result = inspect(prompt())
+        if not result.complete:
+            attributes[ATTR_CONTENT_SCAN_STATUS] = "partial"
+            self._tell_partial(result)
+        kinds = result.kinds
         if not kinds:
             return [Outcome(policy_name=CONTENT_POLICY, mode=mode)]
         message = "GenOps content policy: the prompt contains " + ", ".join(kinds)
         return [Outcome(result_for(mode), CONTENT_POLICY, semconv.REASON_POLICY_DENY_CONTENT, message, mode, extra={"kinds": kinds})]
+
+    def _tell_partial(self, result: Scan) -> None:
+        if self._told_partial:
+            return
+        self._told_partial = True
+        if result.scanned < result.total:
+            reason = f"a prompt of {result.total:,} characters was checked on its first and last {result.scanned // 2:,}"
+        else:
+            reason = "a prompt had more candidate numbers or tokens than the per-call budget; the rest was not checked"
+        log.warning("GenOps content policy: %s (genops.content.scan_status=partial; logged once)", reason)
 
 
 class RatePolicy:
