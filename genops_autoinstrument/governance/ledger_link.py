@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from genops_autoinstrument import semconv
 from genops_autoinstrument.config.ledger_url import redact
-from genops_autoinstrument.governance.ledger.base import Ledger, LedgerError
+from genops_autoinstrument.governance.ledger.base import Ledger, LedgerError, LedgerRefused, UnavailableLedger
 from genops_autoinstrument.governance.outcomes import Outcome
 
 if TYPE_CHECKING:
@@ -36,16 +36,25 @@ class LedgerLink:
         self._counter: Any = None
         self._logged: set[str] = set()
         self.failures = 0  # also exported as the genops.ledger.failures counter
+        _report_losses(ledger, self)
 
     @property
     def ledger(self) -> Ledger:
-        """The ledger, opened on first use (opening never touches disk or network by itself)."""
+        """The ledger, opened on first use (opening never touches disk or network by itself).
+
+        A ledger that cannot be named (:class:`LedgerError` from the factory) is replaced by one whose
+        every operation fails with that error, so the fail mode decides as for any ledger failure.
+        """
         if self._ledger is None:
             with self._lock:
                 if self._ledger is None:
                     from genops_autoinstrument.governance.ledger.factory import open_ledger
 
-                    self._ledger = open_ledger(self.settings.ledger_url, self.settings.ledger_timeout_ms)
+                    try:
+                        self._ledger = open_ledger(self.settings.ledger_url, self.settings.ledger_timeout_ms)
+                    except LedgerError as error:  # e.g. no home folder for the default file: every call meets the fail mode
+                        self._ledger = UnavailableLedger(error)
+                    _report_losses(self._ledger, self)
         return self._ledger
 
     def bind_meter(self, meter: Any) -> None:
@@ -63,7 +72,8 @@ class LedgerLink:
                 self._counter.add(1, {ATTR_LEDGER_OPERATION: operation})
         except Exception:  # pragma: no cover - telemetry must not break the decision
             pass
-        key = f"{operation}:{type(error).__name__}"
+        # A refusal (an unsafe file, no home) is the same news on every operation: one line per process.
+        key = f"refused:{error}" if isinstance(error, LedgerRefused) else f"{operation}:{type(error).__name__}"
         if key not in self._logged:
             self._logged.add(key)
             url = redact(self.settings.ledger_url) if self.settings.ledger_url else "the default SQLite ledger"
@@ -89,3 +99,10 @@ class LedgerLink:
     def close(self) -> None:
         if self._ledger is not None:
             self._ledger.close()
+
+
+def _report_losses(ledger: Ledger | None, link: LedgerLink) -> None:
+    """A ledger that retries settlements (Redis) reports each one it finally gives up as a failure
+    (``settle_lost`` in ``genops.ledger.failures``)."""
+    if ledger is not None and getattr(ledger, "on_lost", False) is None:
+        ledger.on_lost = link.failed  # type: ignore[attr-defined]

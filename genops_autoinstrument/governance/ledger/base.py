@@ -39,6 +39,13 @@ class LedgerError(Exception):
     """The ledger could not answer in time (unreachable, locked, timed out); GENOPS_FAIL_MODE decides."""
 
 
+class LedgerRefused(LedgerError):
+    """The ledger as configured is not safe or not usable (a file another user controls, no home folder).
+
+    Not transient: the message names the path and the fix, and is logged once per process.
+    """
+
+
 class BudgetCheck(NamedTuple):
     """One budget rule applied to one bucket (several rules may share a bucket key)."""
 
@@ -134,3 +141,38 @@ class Ledger(abc.ABC):
 
     def close(self) -> None:
         """Release connections."""
+
+
+class UnavailableLedger(Ledger):
+    """Stands in for a ledger that could not even be opened: every operation raises the same error."""
+
+    atomic_rate_and_reserve = True
+
+    def __init__(self, error: LedgerError) -> None:
+        self.error = error
+
+    def _error(self) -> LedgerError:
+        return type(self.error)(*self.error.args)  # a fresh one each time: re-raising one instance grows its traceback
+
+    def reserve(self, ticket_id: str, amount: int, checks: Sequence[BudgetCheck], expires_at: float, now: float) -> ReserveOutcome:
+        raise self._error()
+
+    def settle(self, ticket_id: str, reserved: int, buckets: Sequence[Bucket], actual: int, now: float) -> dict[str, Figures]:
+        raise self._error()
+
+    def release(self, ticket_id: str, reserved: int, buckets: Sequence[Bucket], now: float) -> None:
+        raise self._error()
+
+    def hit(self, checks: Sequence[RateCheck], now: float) -> RateOutcome:
+        raise self._error()
+
+    def hit_and_reserve(
+        self, rates: Sequence[RateCheck], ticket_id: str, amount: int, checks: Sequence[BudgetCheck], expires_at: float, now: float
+    ) -> tuple[RateOutcome, ReserveOutcome | None]:
+        raise self._error()
+
+    def first_alert(self, key: str, expires_at: float | None, now: float) -> bool:
+        raise self._error()
+
+    def figures(self, key: str, now: float) -> Figures:
+        raise self._error()

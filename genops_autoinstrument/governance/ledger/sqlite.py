@@ -1,19 +1,35 @@
 """The default ledger: one SQLite file shared safely by every process of the machine, kept across restarts.
 
 WAL journal (readers never wait for the writer), ``BEGIN IMMEDIATE`` (check-and-reserve is one
-write transaction, so two processes can never both take the last dollar) and a busy timeout of
-``GENOPS_LEDGER_TIMEOUT_MS``. ``synchronous=NORMAL``: a committed reservation survives a crash of
-the process; only a power cut may lose the last few milliseconds.
+write transaction, so two processes can never both take the last dollar). ``synchronous=NORMAL``:
+a committed reservation survives a crash of the process; only a power cut may lose the last few ms.
+
+Waiting has two bounds, kept apart. Another *process* holding the file: every operation (decision,
+settlement, opening) gives up after ``GENOPS_LEDGER_TIMEOUT_MS`` and the fail mode decides (SQLite's
+own busy wait is off; this module retries with short sleeps until the deadline). This process's own
+*threads*: they queue their operations, and the thread whose turn it is runs the whole queue as one
+transaction, with one statement per kind of work however many callers wait. Waiting for that turn is
+not a ledger failure (it is bounded apart, by :data:`LOCAL_WAIT_SECONDS`, which only a stuck disk
+reaches). Batching keeps the turn short when the process is busy: each statement releases the GIL,
+and under CPU load taking it back can cost milliseconds, so the statements, not the callers, count.
+
+The file is trusted only when it is ours: never opened through a symbolic link, refused when it or
+its folder belongs to another user or is writable by group or others; created 0600 in a 0700
+folder. Each reservation names its holder (host scope, pid, process start time), so a process
+killed mid-call gives its reservations back at the next decision that needs the room.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import socket
 import sqlite3
+import stat
 import sys
 import threading
 import time
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Collection, Sequence, TypeVar
 
 from .base import (
     Bucket,
@@ -21,45 +37,225 @@ from .base import (
     Figures,
     Ledger,
     LedgerError,
+    LedgerRefused,
     RateCheck,
     RateOutcome,
     ReserveOutcome,
     is_over,
     rate_over,
-    unique_buckets,
 )
 
 T = TypeVar("T")
-SETTLE_TIMEOUT_MS = 2000  # settlement may wait longer than a decision: losing spend is worse than latency
+LOCAL_WAIT_SECONDS = 2.0  # longest wait for this process's own threads (never less than the ledger timeout)
+SCHEMA_VERSION = 2  # 2: reservations name their holder
 _PURGE_EVERY = 1024
+_RETRY_FIRST, _RETRY_MAX = 0.0005, 0.005  # polling another process's lock: short sleeps, doubling
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, spent INTEGER NOT NULL, expires_at REAL)",
     "CREATE TABLE IF NOT EXISTS reservations (id TEXT NOT NULL, key TEXT NOT NULL, amount INTEGER NOT NULL,"
-    " expires_at REAL NOT NULL, PRIMARY KEY (id, key)) WITHOUT ROWID",
+    " expires_at REAL NOT NULL, holder TEXT, PRIMARY KEY (id, key)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS reservations_by_key ON reservations (key, expires_at)",
     "CREATE TABLE IF NOT EXISTS rates (key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_at REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS alerts (key TEXT PRIMARY KEY, expires_at REAL)",
 )
-_FIGURES = (
-    "SELECT (SELECT spent FROM buckets WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)),"
-    " (SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE key = ?1 AND expires_at > ?2)"
+_FIGURES = (  # one bucket's pair; ?1 is the time, ?k the key
+    "(SELECT spent FROM buckets WHERE key = ?{k} AND (expires_at IS NULL OR expires_at > ?1)),"
+    " (SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE key = ?{k} AND expires_at > ?1)"
 )
 _abandoned: list[Any] = []  # connections inherited over fork: never closed in the child
+_opening = threading.Lock()  # one file creation + connection at a time in this process (see _connect)
+
+
+@functools.lru_cache(maxsize=256)
+def _sql(kind: str, rows: int) -> str:
+    """One statement for ``rows`` buckets, reservations or windows (of every operation of a batch)."""
+    if kind == "figures":
+        return "SELECT " + ", ".join(_FIGURES.format(k=i + 2) for i in range(rows))
+    if kind == "reserve":
+        return "INSERT OR REPLACE INTO reservations (id, key, amount, expires_at, holder) VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
+    if kind == "drop":
+        return "DELETE FROM reservations WHERE id IN (" + ", ".join(["?"] * rows) + ")"
+    if kind == "spend":
+        return "INSERT INTO buckets (key, spent, expires_at) VALUES " + ", ".join(["(?, ?, ?)"] * rows) + " ON CONFLICT (key) DO UPDATE SET spent = spent + excluded.spent"
+    return "INSERT INTO rates (key, count, expires_at) VALUES " + ", ".join(["(?, 1, ?)"] * rows) + " ON CONFLICT (key) DO UPDATE SET count = count + 1"
 
 
 def default_path() -> str:
-    """``$XDG_STATE_HOME/genops/ledger.db`` (``~/.local/state/…``); the platform's app-data folder on macOS/Windows."""
-    if sys.platform == "darwin":
-        base = os.path.join(os.path.expanduser("~"), "Library", "Application Support")
-    elif os.name == "nt":
+    """``$XDG_STATE_HOME/genops/ledger.db`` (``~/.local/state/…``); the platform's app-data folder on macOS/Windows.
+
+    A relative ``XDG_STATE_HOME`` is ignored, as the XDG spec says. Without an absolute home the
+    ledger is refused (:class:`LedgerRefused`) rather than written under the working directory.
+    """
+    if os.name == "nt":
         base = os.environ.get("LOCALAPPDATA") or os.path.join(os.path.expanduser("~"), "AppData", "Local")
     else:
-        base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+        xdg = os.environ.get("XDG_STATE_HOME", "")
+        if sys.platform != "darwin" and os.path.isabs(xdg):
+            base = xdg
+        else:
+            home = os.environ.get("HOME")
+            if home is None:
+                home = os.path.expanduser("~")  # the passwd entry, or "~" when there is none
+            if not os.path.isabs(home):  # "" too (expanduser would make it "/")
+                raise LedgerRefused(
+                    "GenOps has no folder for its default SQLite ledger: HOME is not an absolute path and XDG_STATE_HOME "
+                    "is not set to one; fix: set HOME or XDG_STATE_HOME to an absolute folder, or GENOPS_LEDGER_URL="
+                    "sqlite:////absolute/path/ledger.db"
+                )
+            parts = ("Library", "Application Support") if sys.platform == "darwin" else (".local", "state")
+            base = os.path.join(home, *parts)
+    if not os.path.isabs(base):
+        raise LedgerRefused(f"GenOps has no absolute folder for its default SQLite ledger (got {base!r}); fix: set GENOPS_LEDGER_URL=sqlite:///C:/path/ledger.db")
     return os.path.join(base, "genops", "ledger.db")
 
 
+# --- the file: ours, never through a link -------------------------------------------------------------
+def _refuse(path: str, problem: str, fix: str) -> LedgerRefused:
+    return LedgerRefused(f"SQLite ledger {path} refused: {problem}; fix: {fix}")
+
+
+def _check_owned(path: str, info: os.stat_result, kind: str, fix_mode: str) -> None:
+    """Refuse ``path`` unless this user owns it and neither group nor others may write it."""
+    uid = os.geteuid()
+    if info.st_uid != uid:
+        raise _refuse(path, f"the {kind} belongs to uid {info.st_uid}, not to this user (uid {uid})", "use a ledger of your own: GENOPS_LEDGER_URL=sqlite:////a/folder/of/yours/ledger.db")
+    if info.st_mode & 0o022:
+        raise _refuse(path, f"the {kind} is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})", f"chmod {fix_mode} {path}")
+
+
+def secure_directory(directory: str) -> None:
+    """Create ``directory`` 0700 if missing; refuse one that another user could change (or point elsewhere)."""
+    try:
+        info = os.lstat(directory)
+    except FileNotFoundError:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        info = os.lstat(directory)
+    if not hasattr(os, "geteuid"):  # Windows: no owners or modes to compare
+        return
+    if stat.S_ISLNK(info.st_mode):
+        if info.st_uid != os.geteuid():
+            raise _refuse(directory, f"the folder is a symbolic link owned by uid {info.st_uid}", "use a folder of your own, not a link another user controls")
+        info = os.stat(directory)  # a link of our own: the folder it names must pass too
+    if not stat.S_ISDIR(info.st_mode):
+        raise _refuse(directory, "it is not a folder", "point GENOPS_LEDGER_URL at a file inside a folder")
+    _check_owned(directory, info, "folder", "700")
+
+
+def secure_file(path: str) -> None:
+    """Create ``path`` 0600 (never through a link); refuse an existing link, non-file, or file of another user.
+
+    The folder was checked first, so nobody else can swap the name between this check and SQLite's own open.
+    """
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | nofollow | getattr(os, "O_CLOEXEC", 0), 0o600))
+    except FileExistsError:
+        pass
+    for name in (path, path + "-wal", path + "-shm", path + "-journal"):
+        try:
+            info = os.lstat(name)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            raise _refuse(name, "it is a symbolic link (GenOps never follows one to its ledger)", "replace the link with the file itself, or point GENOPS_LEDGER_URL at the real file")
+        if not stat.S_ISREG(info.st_mode):
+            raise _refuse(name, "it is not a regular file", "point GENOPS_LEDGER_URL at a file path")
+        if hasattr(os, "geteuid"):
+            _check_owned(name, info, "file", "600")
+
+
+# --- holders: who holds a reservation, and whether it still lives -------------------------------------
+def _proc_stat(pid: int | str) -> tuple[str, str] | None:
+    """(state, start time in clock ticks since boot) of a Linux process; None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return fields[0].decode(), fields[19].decode()
+    except (OSError, IndexError, UnicodeDecodeError):
+        return None
+
+
+def _scope() -> str | None:
+    """Where a pid means the same process: the boot and pid namespace on Linux, the host elsewhere; None on Windows."""
+    if os.name == "nt":
+        return None
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            return f"{handle.read().strip()}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return f"host:{socket.gethostname()}"
+
+
+_me: tuple[int, str | None] = (-1, None)
+
+
+def holder() -> str | None:
+    """This process as a reservation holder: ``"<scope> <pid> <start>"`` (computed once per process)."""
+    global _me
+    pid = os.getpid()
+    if _me[0] != pid:
+        scope = _scope()
+        started = _proc_stat("self")
+        _me = (pid, None if scope is None else f"{scope} {pid} {started[1] if started else ''}")
+    return _me[1]
+
+
+def holder_gone(name: str) -> bool:
+    """True when ``name``'s process is known dead here: no such pid, a zombie, or the pid reused since."""
+    mine = holder()
+    parts = name.split(" ")
+    if mine is None or name == mine or len(parts) != 3 or parts[0] != mine.split(" ", 1)[0] or not parts[1].isdigit():
+        return False  # another host or namespace (or ourselves): its pids mean nothing here
+    pid = int(parts[1])
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass  # exists, under another user
+    state = _proc_stat(pid)
+    return state is not None and (state[0] in ("Z", "X") or bool(parts[2]) and state[1] != parts[2])
+
+
+def _judge(known: dict[str, Figures], held: dict[str, int], amount: int, checks: Sequence[BudgetCheck]) -> ReserveOutcome:
+    """:func:`is_over` for each check, on the bucket's figures plus what this batch reserved there before."""
+    figures, over, refused = [], [], False
+    for check in checks:
+        spent, reserved = known[check.key]
+        reserved += held.get(check.key, 0)
+        figures.append(Figures(spent, reserved))
+        over.append(is_over(spent, reserved, amount, check.limit))
+        refused = refused or (over[-1] and check.blocking)
+    return ReserveOutcome(not refused, tuple(figures), tuple(over))
+
+
+def _busy(error: sqlite3.Error) -> bool:
+    text = str(error)
+    return "locked" in text or "busy" in text
+
+
+class _Op:
+    """One caller's operation, queued for whichever thread has the turn (it may run in another's batch)."""
+
+    __slots__ = ("kind", "args", "now", "since", "result", "error", "done", "lead", "wake")
+
+    def __init__(self, kind: str, args: tuple, now: float | None, since: float | None) -> None:
+        self.kind, self.args, self.now, self.since = kind, args, now, since  # since: when its timeout started
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = self.lead = False  # lead: its thread is handed the turn
+        self.wake = threading.Lock()
+        self.wake.acquire()  # released when done, or when handed the turn
+
+    def finish(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.result, self.error, self.done = result, error, True
+        self.wake.release()
+
+
 class SqliteLedger(Ledger):
-    """One connection per process behind a lock; every operation is one short transaction."""
+    """One connection per process; its threads' operations are run in batches, one transaction each."""
 
     atomic_rate_and_reserve = True
 
@@ -67,96 +263,254 @@ class SqliteLedger(Ledger):
         self.path = path
         self.url = url or f"sqlite:///{path}"
         self.timeout_ms = timeout_ms
-        self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._ops = 0
+        self._new_turns()
 
-    # --- plumbing ---------------------------------------------------------------------------------
-    def _open(self) -> sqlite3.Connection:
-        directory = os.path.dirname(self.path)
-        if directory:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-        patience = max(self.timeout_ms, SETTLE_TIMEOUT_MS) / 1000
-        conn = sqlite3.connect(self.path, timeout=patience, isolation_level=None, check_same_thread=False)
-        # Several processes opening a new ledger at once (server workers starting together): the
-        # switch to WAL can answer "database is locked" at once, without the busy handler, so the
-        # set-up is retried until the same patience runs out.
-        deadline = time.monotonic() + patience
-        delay = 0.002
+    def _new_turns(self) -> None:
+        self._guard = threading.Lock()  # held only to queue, take the queue or hand the turn over
+        self._queue: list[_Op] = []
+        self._leading = False  # a thread has the turn (and the connection)
+        self._blocked = False  # the last batch found the file held by another process
+
+    # --- turns: queue, lead, hand over ------------------------------------------------------------
+    def _submit(self, kind: str, args: tuple, now: float | None = None) -> Any:
+        """Queue the operation; take the turn if nobody has it; its result (or its error)."""
+        op = _Op(kind, args, now, time.monotonic() if self._blocked else None)  # blocked: its timeout starts now
+        with self._guard:
+            if self._leading:
+                self._queue.append(op)
+                batch = None
+            else:
+                self._leading, batch = True, [op]
+        if batch is None:
+            self._wait(op)
+            if not op.done:  # handed the turn
+                batch = self._take()
+        if batch is not None:  # our turn: run everything queued, then hand the turn to the next caller
+            try:
+                self._lead(batch)
+            finally:
+                self._hand_over()
+        if op.error is not None:
+            raise op.error
+        return op.result
+
+    def _wait(self, op: _Op) -> None:
+        """Until ``op`` is done or its thread is handed the turn; bounded apart from the ledger timeout."""
+        wait = max(LOCAL_WAIT_SECONDS, self.timeout_ms / 1000)
+        if op.wake.acquire(timeout=wait):
+            return
+        with self._guard:
+            if op.lead or op.done:
+                return
+            if op in self._queue:
+                self._queue.remove(op)
+        raise LedgerError(f"SQLite ledger {self.path}: this process's other calls held it for more than {wait:.1f} s")
+
+    def _take(self) -> list[_Op]:
+        with self._guard:
+            batch, self._queue = self._queue, []
+        return batch
+
+    def _hand_over(self) -> None:
+        with self._guard:
+            if not self._queue:
+                self._leading = False
+                return
+            following = self._queue[0]
+            following.lead = True
+        following.wake.release()
+
+    def _run(self, body: Callable[[sqlite3.Connection], T], write: bool = True) -> T:
+        """``body(conn)`` in its turn: in the batch's write transaction, or (``write=False``) outside it."""
+        return self._submit("write" if write else "read", (body,))
+
+    def _lead(self, batch: list[_Op]) -> None:
+        """Run ``batch``; while another process holds the file, retry until the batch's first timeout runs out."""
+        delay, start = _RETRY_FIRST, time.monotonic()
+        deadline = min(start if op.since is None else op.since for op in batch) + self.timeout_ms / 1000
         while True:
             try:
-                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                    conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("BEGIN IMMEDIATE")
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute("COMMIT")
-                conn.execute(f"PRAGMA busy_timeout={int(self.timeout_ms)}")
-                return conn
+                self._execute(batch)
+                self._blocked = False
+                return
             except sqlite3.OperationalError as error:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                busy = "locked" in str(error) or "busy" in str(error)
-                if not busy or time.monotonic() + delay > deadline:
-                    conn.close()
+                now, busy = time.monotonic(), _busy(error)
+                if not busy or now >= deadline:
+                    self._blocked = busy
+                    held = f" (another process held it for {self.timeout_ms} ms)" if busy else ""
+                    return self._fail(batch, LedgerError(f"SQLite ledger {self.path}: {error}{held}"))
+                self._blocked = True
+                batch = [op for op in batch if not op.done]  # reads may have been answered
+                time.sleep(min(delay, deadline - now))
+                delay = min(delay * 2, _RETRY_MAX)
+            except LedgerError as error:
+                return self._fail(batch, error)
+            except (sqlite3.Error, OSError) as error:
+                return self._fail(batch, LedgerError(f"SQLite ledger {self.path}: {error}"))
+            except BaseException as error:  # a bug, or KeyboardInterrupt: every caller of the batch learns it
+                self._fail(batch, error)
+                if not isinstance(error, Exception):
                     raise
-                time.sleep(delay)
-                delay = min(delay * 2, 0.1)
-            except BaseException:
-                conn.close()
-                raise
+                return
 
-    def _run(self, body: Callable[[sqlite3.Connection], T], write: bool = True, timeout_ms: int | None = None) -> T:
-        wait = (timeout_ms or self.timeout_ms) / 1000
-        if not self._lock.acquire(timeout=wait):
-            raise LedgerError(f"SQLite ledger {self.path}: busy in this process for more than {wait * 1000:.0f} ms")
-        try:
+    @staticmethod
+    def _fail(batch: list[_Op], error: BaseException) -> None:
+        for op in batch:
+            if not op.done:  # a fresh LedgerError per caller: each thread raises its own
+                op.finish(error=type(error)(*error.args) if isinstance(error, LedgerError) else error)
+
+    def _execute(self, batch: list[_Op]) -> None:
+        """One try: the reads, then every write in one transaction (busy raises at once); a close last."""
+        work = [op for op in batch if op.kind != "close"]
+        if work:
             if self._pid != os.getpid():
                 self._forget_connection()
             conn = self._conn
             if conn is None:
-                conn = self._conn = self._open()
-            if timeout_ms is not None:
-                conn.execute(f"PRAGMA busy_timeout={int(timeout_ms)}")
-            try:
-                if not write:
-                    return body(conn)
+                conn = self._conn = self._connect()
+            writes = []
+            for op in work:
+                if op.kind == "read":
+                    op.finish(op.args[0](conn))
+                else:
+                    writes.append(op)
+            if writes:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    result = body(conn)
+                    self._write(conn, writes)
                     conn.execute("COMMIT")
-                    return result
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
-            finally:
-                if timeout_ms is not None:
-                    conn.execute(f"PRAGMA busy_timeout={int(self.timeout_ms)}")
-        except (sqlite3.Error, OSError) as error:
-            raise LedgerError(f"SQLite ledger {self.path}: {error}") from None
-        finally:
-            self._lock.release()
+                for op in writes:
+                    op.finish(op.result)
+        if len(work) < len(batch):
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+            for op in batch:
+                if not op.done:
+                    op.finish()
 
-    def _purge(self, conn: sqlite3.Connection, now: float) -> None:
-        self._ops += 1
-        if self._ops % _PURGE_EVERY:
+    def _connect(self) -> sqlite3.Connection:
+        """Check the folder and file, connect, and set the schema up (no waiting: busy raises)."""
+        with _opening:  # a raw open/close of the file must not happen while this process holds SQLite locks on it
+            secure_directory(os.path.dirname(os.path.abspath(self.path)))
+            secure_file(self.path)
+            conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=0")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                if "holder" not in {row[1] for row in conn.execute("PRAGMA table_info(reservations)")}:
+                    conn.execute("ALTER TABLE reservations ADD COLUMN holder TEXT")  # a ledger made by an older GenOps
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            return conn
+        except BaseException:
+            conn.close()  # nothing half-set-up is kept: the next try starts over
+            raise
+
+    # --- one batch: settlements, then reservations, then the rest ----------------------------------
+    def _write(self, conn: sqlite3.Connection, ops: list[_Op]) -> None:
+        """Set each op's result as if they ran one after another (they are concurrent: any order is one they could have had)."""
+        settled = [op for op in ops if op.kind == "settle" or op.kind == "release"]
+        reserves = [op for op in ops if op.kind == "reserve"]
+        if settled:
+            conn.execute(_sql("drop", len(settled)), [op.args[0] for op in settled])
+            settled = [op for op in settled if op.kind == "settle"]
+            spends = [v for op in settled for b in op.args[1] for v in (b.key, op.args[2], b.expires_at)]
+            if spends:
+                conn.execute(_sql("spend", len(spends) // 3), spends)
+            for now in {op.now for op in settled}:
+                group = [op for op in settled if op.now == now]
+                after = self._figures(conn, list({b.key: None for op in group for b in op.args[1]}), now)
+                for op in group:
+                    op.result = {b.key: after[b.key] for b in op.args[1]}
+        if reserves:
+            for op, outcome in zip(reserves, self._reserve_all(conn, [op.args for op in reserves])):
+                op.result = outcome
+        timed = [op.now for op in reserves if op.now is not None]
+        for op in ops:
+            if op.kind == "write":
+                op.result = op.args[0](conn)
+                if op.now is not None:
+                    timed.append(op.now)
+        if timed:
+            self._purge(conn, min(timed), len(timed))
+
+    def _reserve_all(self, conn: sqlite3.Connection, requests: Sequence[tuple]) -> list[ReserveOutcome]:
+        """Check-and-reserve each request in turn, with one read and one insert for all of them."""
+        base: dict[float, dict[str, Figures]] = {}  # the buckets' figures before the batch, per clock reading
+        held: dict[str, int] = {}  # reserved earlier in this batch
+        tried: set[str] = set()
+        rows: list[Any] = []
+        outcomes = []
+
+        def read(now: float) -> dict[str, Figures]:
+            base[now] = self._figures(conn, list({c.key: None for r in requests if r[4] == now for c in r[2]}), now)
+            return base[now]
+
+        for ticket_id, amount, checks, expires_at, now in requests:
+            outcome = _judge(base.get(now) or read(now), held, amount, checks)
+            short = {c.key for c, o in zip(checks, outcome.over) if o} - tried
+            if short:  # short of room: first give back what dead processes still hold there
+                tried |= short
+                if self._reclaim(conn, short, now):
+                    base.clear()
+                    outcome = _judge(read(now), held, amount, checks)
+            outcomes.append(outcome)
+            if outcome.reserved:
+                for key in {c.key: None for c in checks}:
+                    held[key] = held.get(key, 0) + amount
+                    rows += (ticket_id, key, amount, expires_at, None)
+        if rows:
+            rows[4::5] = [holder()] * (len(rows) // 5)
+            conn.execute(_sql("reserve", len(rows) // 5), rows)
+        return outcomes
+
+    @staticmethod
+    def _reclaim(conn: sqlite3.Connection, keys: Collection[str] | None, now: float) -> bool:
+        """Drop the reservations (on ``keys``, or anywhere) of holders whose process is gone; True if any was."""
+        query, arguments = "SELECT DISTINCT holder FROM reservations WHERE holder IS NOT NULL AND expires_at > ?", [now]
+        if keys is not None:
+            query += f" AND key IN ({', '.join('?' * len(keys))})"
+            arguments += keys
+        dead = [(name,) for (name,) in conn.execute(query, arguments) if holder_gone(name)]
+        if dead:
+            conn.executemany("DELETE FROM reservations WHERE holder = ?", dead)
+        return bool(dead)
+
+    @staticmethod
+    def _figures(conn: sqlite3.Connection, keys: Sequence[str], now: float) -> dict[str, Figures]:
+        if not keys:
+            return {}
+        row = conn.execute(_sql("figures", len(keys)), (now, *keys)).fetchone()
+        return {key: Figures(row[2 * i] or 0, row[2 * i + 1] or 0) for i, key in enumerate(keys)}
+
+    def _purge(self, conn: sqlite3.Connection, now: float, count: int) -> None:
+        """Every ``_PURGE_EVERY`` operations, forget what no longer counts."""
+        before, self._ops = self._ops, self._ops + count
+        if before // _PURGE_EVERY == self._ops // _PURGE_EVERY:
             return
         conn.execute("DELETE FROM reservations WHERE expires_at <= ?", (now,))
         conn.execute("DELETE FROM buckets WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
         conn.execute("DELETE FROM rates WHERE expires_at <= ?", (now,))
         conn.execute("DELETE FROM alerts WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
-
-    @staticmethod
-    def _figures(conn: sqlite3.Connection, key: str, now: float) -> Figures:
-        spent, reserved = conn.execute(_FIGURES, (key, now)).fetchone()
-        return Figures(spent or 0, reserved or 0)
+        self._reclaim(conn, None, now)
 
     # --- the contract -----------------------------------------------------------------------------
     def reserve(self, ticket_id: str, amount: int, checks: Sequence[BudgetCheck], expires_at: float, now: float) -> ReserveOutcome:
-        return self._run(lambda conn: self._reserve(conn, ticket_id, amount, checks, expires_at, now))
+        return self._submit("reserve", (ticket_id, amount, checks, expires_at, now), now)
 
     def hit_and_reserve(
         self, rates: Sequence[RateCheck], ticket_id: str, amount: int, checks: Sequence[BudgetCheck], expires_at: float, now: float
@@ -165,46 +519,18 @@ class SqliteLedger(Ledger):
             rate = self._hit(conn, rates, now)
             if not rate.allowed:
                 return rate, None
-            return rate, self._reserve(conn, ticket_id, amount, checks, expires_at, now)
+            return rate, self._reserve_all(conn, [(ticket_id, amount, checks, expires_at, now)])[0]
 
-        return self._run(body)
-
-    def _reserve(self, conn: sqlite3.Connection, ticket_id: str, amount: int, checks: Sequence[BudgetCheck], expires_at: float, now: float) -> ReserveOutcome:
-        known: dict[str, Figures] = {}
-        for check in checks:
-            if check.key not in known:
-                known[check.key] = self._figures(conn, check.key, now)
-        figures = tuple(known[check.key] for check in checks)
-        over = tuple(is_over(f.spent, f.reserved, amount, c.limit) for f, c in zip(figures, checks))
-        if any(o and c.blocking for o, c in zip(over, checks)):
-            return ReserveOutcome(False, figures, over)
-        conn.executemany(
-            "INSERT OR REPLACE INTO reservations (id, key, amount, expires_at) VALUES (?, ?, ?, ?)",
-            [(ticket_id, bucket.key, amount, expires_at) for bucket in unique_buckets(checks)],
-        )
-        self._purge(conn, now)
-        return ReserveOutcome(True, figures, over)
+        return self._submit("write", (body,), now)
 
     def settle(self, ticket_id: str, reserved: int, buckets: Sequence[Bucket], actual: int, now: float) -> dict[str, Figures]:
-        def body(conn: sqlite3.Connection) -> dict[str, Figures]:
-            conn.execute("DELETE FROM reservations WHERE id = ?", (ticket_id,))
-            result = {}
-            for bucket in buckets:
-                conn.execute(
-                    "INSERT INTO buckets (key, spent, expires_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (key) DO UPDATE SET spent = spent + excluded.spent",
-                    (bucket.key, actual, bucket.expires_at),
-                )
-                result[bucket.key] = self._figures(conn, bucket.key, now)
-            return result
-
-        return self._run(body, timeout_ms=max(self.timeout_ms, SETTLE_TIMEOUT_MS))
+        return self._submit("settle", (ticket_id, tuple(buckets), actual), now)
 
     def release(self, ticket_id: str, reserved: int, buckets: Sequence[Bucket], now: float) -> None:
-        self._run(lambda conn: conn.execute("DELETE FROM reservations WHERE id = ?", (ticket_id,)), write=False)
+        self._submit("release", (ticket_id,))
 
     def hit(self, checks: Sequence[RateCheck], now: float) -> RateOutcome:
-        return self._run(lambda conn: self._hit(conn, checks, now))
+        return self._submit("write", (lambda conn: self._hit(conn, checks, now),), now)
 
     def _hit(self, conn: sqlite3.Connection, checks: Sequence[RateCheck], now: float) -> RateOutcome:
         now_ms = int(now * 1000)
@@ -221,21 +547,18 @@ class SqliteLedger(Ledger):
         over_all = tuple(o for _, _, o in plan)
         if any(over_all):
             return RateOutcome(False, over_all)
-        conn.executemany(
-            "INSERT INTO rates (key, count, expires_at) VALUES (?, 1, ?) ON CONFLICT (key) DO UPDATE SET count = count + 1",
-            [(key, forget) for key, forget, _ in plan],
-        )
-        self._purge(conn, now)
+        if plan:
+            conn.execute(_sql("count", len(plan)), [v for key, forget, _ in plan for v in (key, forget)])
         return RateOutcome(True, over_all)
 
     def first_alert(self, key: str, expires_at: float | None, now: float) -> bool:
         def body(conn: sqlite3.Connection) -> bool:
             return conn.execute("INSERT OR IGNORE INTO alerts (key, expires_at) VALUES (?, ?)", (key, expires_at)).rowcount == 1
 
-        return self._run(body, write=False)
+        return self._submit("write", (body,))
 
     def figures(self, key: str, now: float) -> Figures:
-        return self._run(lambda conn: self._figures(conn, key, now), write=False)
+        return self._submit("read", (lambda conn: self._figures(conn, [key], now)[key],))
 
     # --- lifecycle --------------------------------------------------------------------------------
     def _forget_connection(self) -> None:
@@ -245,11 +568,11 @@ class SqliteLedger(Ledger):
         self._pid = os.getpid()
 
     def after_fork(self) -> None:
-        self._lock = threading.Lock()
+        global _opening
+        _opening = threading.Lock()  # another thread may have held it at the fork
+        self._new_turns()
         self._forget_connection()
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
+        """Close the connection in its turn (after the batch running, if any)."""
+        self._submit("close", ())
