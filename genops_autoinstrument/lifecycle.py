@@ -20,15 +20,21 @@ in progress, so that no SDK lock is inherited held.
 
 At exit, in this order:
 
+* ``EXIT_IN_FLIGHT``: streams still open end as interrupted (their records join the queue);
 * ``EXIT_DEFERRED``: the queued span completions and metric records run (bounded);
 * ``EXIT_SUMMARY``: the summary is printed, complete since the queue is drained, and before the
   provider shutdown, which may wait on an unreachable collector;
 * ``EXIT_TELEMETRY``: the providers GenOps created flush and shut down (bounded).
 
+All of them share one deadline, set when the exit begins (:func:`exit_seconds_left`): each waits
+at most for what is left of it, so the waits never add up. The engine sets the budget
+(:func:`set_exit_budget`, from ``GENOPS_EXIT_FLUSH_SECONDS``).
+
 Multiprocessing pool workers leave through ``os._exit`` after multiprocessing's own finalizers,
 never ``atexit``: the exit handler is registered as such a finalizer too (in each process that
 registers an exit handler while multiprocessing is loaded), so every exit handler must be
-idempotent. :func:`run_exit_handlers` runs them on demand (a server that re-raises a signal).
+idempotent. :func:`run_exit_handlers` runs them on demand (a server that re-raises a signal, or
+GenOps' own SIGTERM handler).
 
 A leaf module, like ``diagnostics``: every layer registers here (governance too, which must not
 import the engine).
@@ -39,6 +45,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import time
 from typing import Callable
 
 __all__ = [
@@ -47,6 +54,7 @@ __all__ = [
     "FORK_GOVERNANCE",
     "FORK_ENGINE",
     "FORK_SUMMARY",
+    "EXIT_IN_FLIGHT",
     "EXIT_DEFERRED",
     "EXIT_SUMMARY",
     "EXIT_TELEMETRY",
@@ -54,6 +62,8 @@ __all__ = [
     "on_fork_child",
     "at_exit",
     "run_exit_handlers",
+    "set_exit_budget",
+    "exit_seconds_left",
 ]
 
 FORK_DEFERRED = 10
@@ -62,6 +72,7 @@ FORK_GOVERNANCE = 25
 FORK_ENGINE = 30
 FORK_SUMMARY = 40
 
+EXIT_IN_FLIGHT = 5
 EXIT_DEFERRED = 10
 EXIT_SUMMARY = 20
 EXIT_TELEMETRY = 30
@@ -77,6 +88,8 @@ _exit: list[tuple[int, Handler]] = []
 _fork_registered = False
 _exit_registered = False
 _finalizer_pid: int | None = None  # the process whose multiprocessing finalizers hold run_exit_handlers
+_exit_budget: Callable[[], float] | None = None  # seconds the exit handlers may take in all
+_exit_deadline: float | None = None  # time.monotonic() by which the running exit handlers end
 
 
 def _add(handlers: list[tuple[int, Handler]], function: Handler, rank: int) -> None:
@@ -151,7 +164,34 @@ def at_exit(function: Handler, rank: int) -> None:
             pass
 
 
-def run_exit_handlers() -> None:
-    """Run the exit handlers now, in order (at exit, or for a server whose way of stopping skips
-    Python's exit handlers)."""
-    _run(_exit, "exit handler")
+def set_exit_budget(budget: Callable[[], float]) -> None:
+    """``budget()`` is how many seconds the exit handlers may take in all; read when an exit begins."""
+    global _exit_budget
+    _exit_budget = budget
+
+
+def exit_seconds_left(longest: float) -> float:
+    """``longest``, or less when exit handlers are running: what is left before their deadline."""
+    deadline = _exit_deadline
+    if deadline is None:
+        return longest
+    return max(0.0, min(longest, deadline - time.monotonic()))
+
+
+def run_exit_handlers(seconds: float | None = None) -> None:
+    """Run the exit handlers now, in order, within ``seconds`` in all (default: the exit budget),
+    at exit or for a server or signal whose way of stopping skips Python's exit handlers."""
+    global _exit_deadline
+    if _exit_deadline is not None:  # already running (a handler that exits again): one deadline
+        _run(_exit, "exit handler")
+        return
+    if seconds is None and _exit_budget is not None:
+        try:
+            seconds = _exit_budget()
+        except Exception:  # pragma: no cover - the budget is read from validated settings
+            seconds = None
+    _exit_deadline = time.monotonic() + seconds if seconds is not None else None
+    try:
+        _run(_exit, "exit handler")
+    finally:
+        _exit_deadline = None

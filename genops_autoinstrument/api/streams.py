@@ -4,7 +4,8 @@
 ``isinstance`` checks, attributes and methods of the SDK's stream still hold. The plugin gives a
 :class:`StreamAccumulator` that reads each chunk (and may hide one GenOps itself asked for, such as
 a usage-only chunk) and reports the outcome. The call ends exactly once: when the stream is
-exhausted, closed, exited as a context manager, fails, or is garbage-collected unfinished.
+exhausted, closed, exited as a context manager, fails, or is garbage-collected unfinished; or, if
+the process stops first (exit, SIGTERM), as interrupted (see :mod:`genops_autoinstrument.engine.signals`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,17 @@ class StreamAccumulator:
     def finish(self, call: Call) -> None:
         """Report the collected response facts with ``call.finish(...)``."""
         call.finish()
+
+
+def _track(proxy: Any, call: Call) -> None:
+    """Let a stop of the process (exit, SIGTERM) find this stream while it is open."""
+    try:
+        if not call.ended:
+            from genops_autoinstrument.engine.signals import track_stream  # loaded with the engine
+
+            track_stream(proxy, call)
+    except Exception as internal:
+        internal_error("stream tracking", internal)
 
 
 def _end(proxy: Any, error: BaseException | None = None) -> None:
@@ -53,6 +65,7 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         # Bound once: the per-chunk path is the stream's own __next__ plus the accumulator's add.
         self._self_next = getattr(stream, "__next__", None)
         self._self_add = accumulator.add
+        _track(self, call)
 
     def __iter__(self) -> Any:
         if type(self).__next__ is not RecordedStream.__next__:
@@ -132,6 +145,7 @@ class RecordedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_call = call
         self._self_accumulator = accumulator
         self._self_add = accumulator.add
+        _track(self, call)
 
     def __aiter__(self) -> "RecordedAsyncStream":
         return self

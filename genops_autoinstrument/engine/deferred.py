@@ -143,8 +143,8 @@ class DeferredQueue:
 
     def flush(self, timeout: float = FLUSH_SECONDS) -> bool:
         """Run everything queued so far on the calling thread; False if the worker's batch in
-        progress did not end within ``timeout``."""
-        if not self._busy.acquire(timeout=timeout):
+        progress did not end within ``timeout`` (or what is left of the exit deadline, at exit)."""
+        if not self._busy.acquire(timeout=lifecycle.exit_seconds_left(timeout)):
             return False
         try:
             _run_all(self._items)
@@ -153,14 +153,8 @@ class DeferredQueue:
         return True
 
     def _flush_at_exit(self) -> None:
-        """Bounded like the rest of GenOps' exit work (``GENOPS_EXIT_FLUSH_SECONDS``)."""
-        try:
-            from genops_autoinstrument import config
-
-            timeout = float(config.read("GENOPS_EXIT_FLUSH_SECONDS"))
-        except Exception:
-            timeout = FLUSH_SECONDS
-        self.flush(timeout)
+        """Bounded by the exit deadline, which the rest of GenOps' exit work shares."""
+        self.flush(FLUSH_SECONDS)
 
     def _before_fork(self) -> None:
         # Wait for the batch in progress, so the child inherits no SDK lock held mid-job; but a job

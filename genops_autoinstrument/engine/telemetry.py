@@ -3,7 +3,14 @@
 Nothing here runs at startup: the SDK is configured on the first recorded call, so a program that
 never calls a model pays nothing, and an application that configured its own providers by then
 keeps them (GenOps then records into the application's providers). Exporting never blocks the
-application: spans and metrics are batched in the background, and exit-time flushing is bounded.
+application: spans and metrics are batched in the background.
+
+Exit is bounded as a whole by ``GENOPS_EXIT_FLUSH_SECONDS``, from the application's last line to
+the end of the process: GenOps' exit handlers (queued records, summary, traces and metrics exported
+side by side) share one deadline, and end up to a second early (at most half the budget), which is
+left to the interpreter's own teardown (0.2-1 s for a process that loaded a provider SDK). An
+exporter still waiting on the collector then is abandoned on its daemon thread. SIGTERM and SIGINT
+flush too (:mod:`~genops_autoinstrument.engine.signals`).
 """
 
 from __future__ import annotations
@@ -11,10 +18,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from genops_autoinstrument import __version__, semconv
 from genops_autoinstrument import lifecycle
+from genops_autoinstrument.engine import signals
 
 log = logging.getLogger("genops")
 
@@ -37,6 +46,7 @@ lifecycle.on_fork_child(_after_fork_in_child, lifecycle.FORK_TELEMETRY)
 _owned: list[Any] = []  # providers GenOps created (and therefore flushes and shuts down)
 
 EXIT_FLUSH_SECONDS_DEFAULT = 2.0
+TEARDOWN_SECONDS = 1.0  # the most of the exit budget left to the interpreter's teardown (half at most)
 # Exporters log every retry against an unreachable collector; GenOps says it once instead.
 _EXPORTER_LOGGERS = ("opentelemetry.exporter", "opentelemetry.sdk._shared_internal", "opentelemetry.sdk.trace.export", "opentelemetry.sdk.metrics._internal.export")
 
@@ -157,10 +167,31 @@ def ensure_configured() -> None:
             _configure_metrics(process_resource)
         except Exception as error:
             log.warning("GenOps could not set up metrics (%s); metrics are not exported", error)
+        lifecycle.at_exit(signals.interrupt_streams, lifecycle.EXIT_IN_FLIGHT)
         if _owned:
             lifecycle.at_exit(shutdown, lifecycle.EXIT_TELEMETRY)
+            signals.install(exit_flush_seconds)
             if not log.isEnabledFor(logging.DEBUG):
                 _quiet_exporter_retries()
+
+
+def exit_flush_seconds() -> float:
+    """``GENOPS_EXIT_FLUSH_SECONDS``: how long the whole exit may take (and a signal's flush)."""
+    try:
+        from genops_autoinstrument import config
+
+        return float(config.read("GENOPS_EXIT_FLUSH_SECONDS"))
+    except Exception:
+        return EXIT_FLUSH_SECONDS_DEFAULT
+
+
+def exit_handlers_seconds() -> float:
+    """What GenOps' exit handlers may take in all: the exit budget less the interpreter's teardown."""
+    seconds = exit_flush_seconds()
+    return seconds - min(TEARDOWN_SECONDS, seconds / 2)
+
+
+lifecycle.set_exit_budget(exit_handlers_seconds)
 
 
 def _quiet_exporter_retries() -> None:
@@ -216,6 +247,7 @@ def _new_tracer_provider(process_resource: Any) -> Any:
 
     provider = TracerProvider(resource=process_resource, shutdown_on_exit=False)
     add_span_queue_flusher(provider)  # first: GenOps' queued spans end before the exporters flush
+    provider.add_span_processor(signals.InFlightSpans())  # what a SIGTERM finds open ends as interrupted
     for name in _exporter_names("traces"):
         if name == "none":
             continue
@@ -275,34 +307,34 @@ def _child_providers() -> None:
 
 
 def shutdown(timeout_seconds: float | None = None) -> None:
-    """Flush and shut down GenOps' providers, giving up after a bounded time (never hangs exit)."""
+    """Flush and shut down GenOps' providers, all within ``timeout_seconds`` (default: what is left
+    of the exit deadline); traces and metrics side by side, each on a daemon thread that is
+    abandoned at the deadline, so an unreachable collector never holds the process longer."""
     if timeout_seconds is None:
-        try:
-            from genops_autoinstrument import config
-
-            timeout_seconds = float(config.read("GENOPS_EXIT_FLUSH_SECONDS"))
-        except Exception:
-            timeout_seconds = EXIT_FLUSH_SECONDS_DEFAULT
+        timeout_seconds = lifecycle.exit_seconds_left(exit_flush_seconds())
+    deadline = time.monotonic() + timeout_seconds
     from genops_autoinstrument.engine.deferred import deferred_queue
 
     deferred_queue.flush(timeout_seconds)  # queued spans end before the providers flush, however this is reached
     providers = list(_owned)
     _owned.clear()
-    if not providers:
-        return
-
-    def _run() -> None:
-        for provider in providers:
-            try:
-                provider.shutdown()
-            except Exception as error:  # pragma: no cover - exporter failures at exit
-                log.debug("GenOps telemetry shutdown: %r", error)
-
-    worker = threading.Thread(target=_run, name="genops-telemetry-shutdown", daemon=True)
-    worker.start()
-    worker.join(timeout_seconds)
-    if worker.is_alive():
+    workers = [_shut_down_in_background(provider) for provider in providers]
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+    if any(worker.is_alive() for worker in workers):
         log.warning("GenOps gave up flushing telemetry after %.1fs (collector unreachable?)", timeout_seconds)
+
+
+def _shut_down_in_background(provider: Any) -> threading.Thread:
+    def run() -> None:
+        try:
+            provider.shutdown()
+        except Exception as error:  # pragma: no cover - exporter failures at exit
+            log.debug("GenOps telemetry shutdown: %r", error)
+
+    worker = threading.Thread(target=run, name="genops-telemetry-shutdown", daemon=True)
+    worker.start()
+    return worker
 
 
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"

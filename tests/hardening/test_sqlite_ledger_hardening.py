@@ -279,7 +279,7 @@ def test_a_lock_held_by_another_process_bounds_decision_settlement_and_opening(f
     finally:
         locker.release()
     # about 2 s each before; 50 ms + a little now (generous bound for a loaded machine)
-    assert max(settle_seconds, decide_seconds, open_seconds) < 1.0, (settle_seconds, decide_seconds, open_seconds)
+    assert max(settle_seconds, decide_seconds, open_seconds) < 1.5, (settle_seconds, decide_seconds, open_seconds)
     assert governor.decide(_request(), {}).state is not None  # the lock gone, the ledger answers again
     governor.close()
     fresh.close()
@@ -307,7 +307,7 @@ def test_threads_waiting_on_a_locked_file_each_return_within_the_timeout(folder)
     finally:
         locker.release()
     assert reasons == ["BUDGET_RESERVATION_FAILED"] * 8
-    assert max(seconds) < 1.0, seconds  # not 8 x 50 ms in a row, and far from 8 x 2 s
+    assert max(seconds) < 1.5, seconds  # not 8 x 50 ms in a row, and far from 8 x 2 s
     governor.close()
 
 
