@@ -185,7 +185,7 @@ def governance_report(settings: "config.Settings") -> tuple[list[str], bool]:
     url = settings.ledger_url
     if url is None:
         try:
-            from genops_autoinstrument.governance.ledger.sqlite import default_path
+            from genops_autoinstrument.governance.ledger.sqlite_files import default_path
 
             url = "sqlite://" + default_path()
         except Exception as error:

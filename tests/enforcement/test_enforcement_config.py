@@ -12,7 +12,8 @@ from genops_autoinstrument.config.ledger_url import validate_ledger_url
 from genops_autoinstrument.governance.ledger.factory import open_ledger
 from genops_autoinstrument.governance.ledger.memory import MemoryLedger
 from genops_autoinstrument.governance.ledger.redis import RedisLedger
-from genops_autoinstrument.governance.ledger.sqlite import SqliteLedger, default_path
+from genops_autoinstrument.governance.ledger.sqlite import SqliteLedger
+from genops_autoinstrument.governance.ledger.sqlite_files import default_path
 from genops_autoinstrument.config.rules import BudgetRule, RateLimitRule
 
 BAD = [

@@ -27,7 +27,9 @@ from genops_autoinstrument import config
 from genops_autoinstrument.engine.call import CallRequest
 from genops_autoinstrument.governance.enforcing import EnforcingGovernor
 from genops_autoinstrument.governance.ledger.base import Bucket, BudgetCheck, LedgerError, LedgerRefused
-from genops_autoinstrument.governance.ledger.sqlite import SqliteLedger, default_path, holder, holder_gone
+from genops_autoinstrument.governance.ledger.holders import holder, holder_gone
+from genops_autoinstrument.governance.ledger.sqlite import SqliteLedger
+from genops_autoinstrument.governance.ledger.sqlite_files import default_path
 from genops_autoinstrument.pricing.prices import Price
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX owners, modes, links and signals")

@@ -10,7 +10,8 @@ from .base import Ledger
 def open_ledger(url: str | None, timeout_ms: int = 50) -> Ledger:
     """Open (lazily connecting) the ledger for ``url``; ``None`` means the default SQLite file."""
     if not url:
-        from .sqlite import SqliteLedger, default_path
+        from .sqlite import SqliteLedger
+        from .sqlite_files import default_path
 
         return SqliteLedger(default_path(), timeout_ms)
     validate_ledger_url("GENOPS_LEDGER_URL", url)

@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 import sqlite3
-import stat
-import sys
 import threading
 import time
 from typing import Any, Callable, Collection, Sequence, TypeVar
@@ -37,13 +34,14 @@ from .base import (
     Figures,
     Ledger,
     LedgerError,
-    LedgerRefused,
     RateCheck,
     RateOutcome,
     ReserveOutcome,
     is_over,
     rate_over,
 )
+from .holders import holder, holder_gone
+from .sqlite_files import secure_directory, secure_file
 
 T = TypeVar("T")
 LOCAL_WAIT_SECONDS = 2.0  # longest wait for this process's own threads (never less than the ledger timeout)
@@ -78,145 +76,6 @@ def _sql(kind: str, rows: int) -> str:
     if kind == "spend":
         return "INSERT INTO buckets (key, spent, expires_at) VALUES " + ", ".join(["(?, ?, ?)"] * rows) + " ON CONFLICT (key) DO UPDATE SET spent = spent + excluded.spent"
     return "INSERT INTO rates (key, count, expires_at) VALUES " + ", ".join(["(?, 1, ?)"] * rows) + " ON CONFLICT (key) DO UPDATE SET count = count + 1"
-
-
-def default_path() -> str:
-    """``$XDG_STATE_HOME/genops/ledger.db`` (``~/.local/state/…``); the platform's app-data folder on macOS/Windows.
-
-    A relative ``XDG_STATE_HOME`` is ignored, as the XDG spec says. Without an absolute home the
-    ledger is refused (:class:`LedgerRefused`) rather than written under the working directory.
-    """
-    if os.name == "nt":
-        base = os.environ.get("LOCALAPPDATA") or os.path.join(os.path.expanduser("~"), "AppData", "Local")
-    else:
-        xdg = os.environ.get("XDG_STATE_HOME", "")
-        if sys.platform != "darwin" and os.path.isabs(xdg):
-            base = xdg
-        else:
-            home = os.environ.get("HOME")
-            if home is None:
-                home = os.path.expanduser("~")  # the passwd entry, or "~" when there is none
-            if not os.path.isabs(home):  # "" too (expanduser would make it "/")
-                raise LedgerRefused(
-                    "GenOps has no folder for its default SQLite ledger: HOME is not an absolute path and XDG_STATE_HOME "
-                    "is not set to one; fix: set HOME or XDG_STATE_HOME to an absolute folder, or GENOPS_LEDGER_URL="
-                    "sqlite:////absolute/path/ledger.db"
-                )
-            parts = ("Library", "Application Support") if sys.platform == "darwin" else (".local", "state")
-            base = os.path.join(home, *parts)
-    if not os.path.isabs(base):
-        raise LedgerRefused(f"GenOps has no absolute folder for its default SQLite ledger (got {base!r}); fix: set GENOPS_LEDGER_URL=sqlite:///C:/path/ledger.db")
-    return os.path.join(base, "genops", "ledger.db")
-
-
-# --- the file: ours, never through a link -------------------------------------------------------------
-def _refuse(path: str, problem: str, fix: str) -> LedgerRefused:
-    return LedgerRefused(f"SQLite ledger {path} refused: {problem}; fix: {fix}")
-
-
-def _check_owned(path: str, info: os.stat_result, kind: str, fix_mode: str) -> None:
-    """Refuse ``path`` unless this user owns it and neither group nor others may write it."""
-    uid = os.geteuid()
-    if info.st_uid != uid:
-        raise _refuse(path, f"the {kind} belongs to uid {info.st_uid}, not to this user (uid {uid})", "use a ledger of your own: GENOPS_LEDGER_URL=sqlite:////a/folder/of/yours/ledger.db")
-    if info.st_mode & 0o022:
-        raise _refuse(path, f"the {kind} is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})", f"chmod {fix_mode} {path}")
-
-
-def secure_directory(directory: str) -> None:
-    """Create ``directory`` 0700 if missing; refuse one that another user could change (or point elsewhere)."""
-    try:
-        info = os.lstat(directory)
-    except FileNotFoundError:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        info = os.lstat(directory)
-    if not hasattr(os, "geteuid"):  # Windows: no owners or modes to compare
-        return
-    if stat.S_ISLNK(info.st_mode):
-        if info.st_uid != os.geteuid():
-            raise _refuse(directory, f"the folder is a symbolic link owned by uid {info.st_uid}", "use a folder of your own, not a link another user controls")
-        info = os.stat(directory)  # a link of our own: the folder it names must pass too
-    if not stat.S_ISDIR(info.st_mode):
-        raise _refuse(directory, "it is not a folder", "point GENOPS_LEDGER_URL at a file inside a folder")
-    _check_owned(directory, info, "folder", "700")
-
-
-def secure_file(path: str) -> None:
-    """Create ``path`` 0600 (never through a link); refuse an existing link, non-file, or file of another user.
-
-    The folder was checked first, so nobody else can swap the name between this check and SQLite's own open.
-    """
-    nofollow = getattr(os, "O_NOFOLLOW", 0)
-    try:
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | nofollow | getattr(os, "O_CLOEXEC", 0), 0o600))
-    except FileExistsError:
-        pass
-    for name in (path, path + "-wal", path + "-shm", path + "-journal"):
-        try:
-            info = os.lstat(name)
-        except FileNotFoundError:
-            continue
-        if stat.S_ISLNK(info.st_mode):
-            raise _refuse(name, "it is a symbolic link (GenOps never follows one to its ledger)", "replace the link with the file itself, or point GENOPS_LEDGER_URL at the real file")
-        if not stat.S_ISREG(info.st_mode):
-            raise _refuse(name, "it is not a regular file", "point GENOPS_LEDGER_URL at a file path")
-        if hasattr(os, "geteuid"):
-            _check_owned(name, info, "file", "600")
-
-
-# --- holders: who holds a reservation, and whether it still lives -------------------------------------
-def _proc_stat(pid: int | str) -> tuple[str, str] | None:
-    """(state, start time in clock ticks since boot) of a Linux process; None where unknown."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[1].split()
-        return fields[0].decode(), fields[19].decode()
-    except (OSError, IndexError, UnicodeDecodeError):
-        return None
-
-
-def _scope() -> str | None:
-    """Where a pid means the same process: the boot and pid namespace on Linux, the host elsewhere; None on Windows."""
-    if os.name == "nt":
-        return None
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as handle:
-            return f"{handle.read().strip()}/{os.readlink('/proc/self/ns/pid')}"
-    except OSError:
-        return f"host:{socket.gethostname()}"
-
-
-_me: tuple[int, str | None] = (-1, None)
-
-
-def holder() -> str | None:
-    """This process as a reservation holder: ``"<scope> <pid> <start>"`` (computed once per process)."""
-    global _me
-    pid = os.getpid()
-    if _me[0] != pid:
-        scope = _scope()
-        started = _proc_stat("self")
-        _me = (pid, None if scope is None else f"{scope} {pid} {started[1] if started else ''}")
-    return _me[1]
-
-
-def holder_gone(name: str) -> bool:
-    """True when ``name``'s process is known dead here: no such pid, a zombie, or the pid reused since."""
-    mine = holder()
-    parts = name.split(" ")
-    if mine is None or name == mine or len(parts) != 3 or parts[0] != mine.split(" ", 1)[0] or not parts[1].isdigit():
-        return False  # another host or namespace (or ourselves): its pids mean nothing here
-    pid = int(parts[1])
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        pass  # exists, under another user
-    state = _proc_stat(pid)
-    return state is not None and (state[0] in ("Z", "X") or bool(parts[2]) and state[1] != parts[2])
 
 
 def _judge(known: dict[str, Figures], held: dict[str, int], amount: int, checks: Sequence[BudgetCheck]) -> ReserveOutcome:
