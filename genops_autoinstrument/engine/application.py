@@ -47,8 +47,10 @@ def open_unit(engine: Engine, name: str, attribution: Mapping[str, str], max_cos
 
 def close_unit(engine: Engine, unit: Unit, error: BaseException | None = None) -> None:
     """Roll up and end the unit: every call inside it has completed (the deferred queue is
-    flushed first), so its totals are final; then the unit-cost metric."""
-    engine.flush()
+    flushed first when one of its calls is still queued), so its totals are final; then the
+    unit-cost metric."""
+    if unit.completions_pending:  # only this unit's queued calls make it wait (bounded), never others'
+        engine.flush()
     span = unit.span
     span.set_attributes(
         {

@@ -216,6 +216,8 @@ class Engine:
             extra = dict(extra)
         request = call._request
         facts = (_shape(request), request.api_base_url, call._attribution, response_model, response_id, finish_reasons, usage, content, extra, duration, end_time, self._get_context(), call._unit, call._held)
+        if call._unit is not None:
+            call._unit.call_ended()
         self._dispatch(self._complete, call, facts)
 
     def _dispatch(self, complete: Callable[..., None], call: Call, facts: tuple[Any, ...]) -> None:
@@ -313,6 +315,8 @@ class Engine:
         if isinstance(error, Exception):
             span.record_exception(error, timestamp=end_time)
         facts = (_shape(call._request), call._attribution, _error_type(error), str(error)[:256], duration, end_time, self._get_context(), call._unit, call._held)
+        if call._unit is not None:
+            call._unit.call_ended()
         self._dispatch(self._complete_failed, call, facts)
 
     def _complete_failed(

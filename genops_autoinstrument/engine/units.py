@@ -34,7 +34,7 @@ class Unit:
 
     __slots__ = (
         "name", "parent", "max_cost", "span", "attribution", "_lock",
-        "cost", "input_tokens", "output_tokens", "calls", "unpriced_calls", "failed_calls", "blocked_calls", "reserved", "estimated",
+        "cost", "input_tokens", "output_tokens", "calls", "unpriced_calls", "failed_calls", "blocked_calls", "reserved", "estimated", "ended",
     )
 
     def __init__(self, name: str, parent: "Unit | None", max_cost: float | None, span: Any, attribution: Mapping[str, str]) -> None:
@@ -53,6 +53,7 @@ class Unit:
         self.blocked_calls = 0
         self.reserved = 0.0  # estimates of calls in flight, held against the cap
         self.estimated = 0.0  # estimates of finished calls that could not be priced: the cap's, never the cost's
+        self.ended = 0  # calls that have ended; ``calls`` counts those whose completion has run
 
     def chain(self) -> Iterator["Unit"]:
         """This unit and every enclosing one, innermost first."""
@@ -124,6 +125,18 @@ class Unit:
                     unit.cost += cost
                 unit.input_tokens += input_tokens or 0
                 unit.output_tokens += output_tokens or 0
+
+    def call_ended(self) -> None:
+        """A call ended on the application's thread; its completion (``settle``) may be queued."""
+        for unit in self.chain():
+            with unit._lock:
+                unit.ended += 1
+
+    @property
+    def completions_pending(self) -> bool:
+        """True while a call that ended in this unit has not been added to it yet (queued)."""
+        with self._lock:
+            return self.ended > self.calls
 
     def add_cost(self, usd: float) -> None:
         """A cost that is not tokens (``track_cost``), on every unit of the chain."""

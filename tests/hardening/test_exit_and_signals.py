@@ -333,7 +333,7 @@ def test_sigterm_exports_the_completed_calls_and_dies_by_sigterm(site, collector
     assert "not reached" not in out and err == "", err
     assert _completed(collector) == [f"model-{index}" for index in range(CALLS)]
     assert "gen_ai.client.token.usage" in collector.metrics and "gen_ai.client.operation.duration" in collector.metrics
-    assert elapsed < SIGNAL_SECONDS
+    assert elapsed < SIGNAL_SECONDS + SLACK
 
 
 @pytest.mark.parametrize("in_flight", ["stream", "call"])
@@ -350,7 +350,7 @@ def test_sigterm_records_what_is_in_flight_as_interrupted(site, collector, in_fl
 def test_sigterm_with_the_collector_hanging_still_dies_promptly(site, hanging_endpoint):
     process, elapsed, _, err = _signalled(site, IN_FLIGHT, _env(site, hanging_endpoint), signal.SIGTERM, "stream")
     assert process.returncode == -signal.SIGTERM, (process.returncode, err)
-    assert elapsed < SIGNAL_SECONDS + 0.5, f"{elapsed:.2f}s\n{err}"
+    assert elapsed < SIGNAL_SECONDS + SLACK, f"{elapsed:.2f}s\n{err}"
 
 
 def test_sigint_exports_the_same_spans_and_ends_like_the_bare_program(site, collector):
@@ -364,7 +364,7 @@ def test_sigint_exports_the_same_spans_and_ends_like_the_bare_program(site, coll
     assert _completed(collector) == [f"model-{index}" for index in range(CALLS)]
     assert collector.by_model()["streamed"]["attributes"]["error.type"] == "interrupted"
     assert "gen_ai.client.token.usage" in collector.metrics
-    assert elapsed < SIGNAL_SECONDS
+    assert elapsed < SIGNAL_SECONDS + SLACK
 
 
 OWN_HANDLER = f'''
