@@ -235,3 +235,49 @@ def test_rendered_template_under_genops_run(acme_site):
     assert recorded["kind"] == "SpanKind.CLIENT" and recorded["attributes"][semconv.GEN_AI_PROVIDER_NAME] == "acme"
     assert (recorded["attributes"]["gen_ai.usage.input_tokens"], recorded["attributes"]["gen_ai.usage.output_tokens"]) == (7, 5)
     assert spans["chat acme-forbidden"]["status"]["status_code"] == "ERROR"
+
+
+def test_a_plugin_scope_that_fails_never_reaches_the_application():
+    """The kit guards a plugin's scope: failing to enter or leave it is logged, the SDK call runs
+    and the application gets its result or its own exception unchanged."""
+    import contextlib
+
+    from genops_autoinstrument.api import CallRequest, Prepared, RecordedMethod
+
+    calls = []
+
+    @contextlib.contextmanager
+    def broken_on_exit(call, prepared):
+        yield
+        raise RuntimeError("plugin bug on exit")
+
+    class BrokenOnEnter:
+        def __enter__(self):
+            raise RuntimeError("plugin bug on enter")
+
+        def __exit__(self, *exc):
+            calls.append("exit must not run")
+
+    def prepare(instance, args, kwargs):
+        return Prepared(CallRequest("acme", "chat", "acme-large"))
+
+    def read(call, result, prepared, is_async):
+        call.finish()
+        return result
+
+    def sdk_method(*args, **kwargs):
+        calls.append("sent")
+        return "answer"
+
+    def failing_sdk_method(*args, **kwargs):
+        raise ValueError("the SDK's own error")
+
+    with capture(config.Settings()) as recorded:
+        for scope in (broken_on_exit, lambda call, prepared: BrokenOnEnter()):
+            method = RecordedMethod("acme test", prepare, read, scope)
+            assert method.sync(sdk_method, None, (), {}) == "answer"
+            with pytest.raises(ValueError, match="the SDK's own error"):
+                method.sync(failing_sdk_method, None, (), {})
+        spans = recorded.spans()
+    assert calls == ["sent", "sent"]
+    assert [span.status.status_code for span in spans] == [StatusCode.UNSET, StatusCode.ERROR] * 2

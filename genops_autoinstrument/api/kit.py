@@ -56,6 +56,33 @@ class Prepared:
 _NO_SCOPE = contextlib.nullcontext()
 
 
+class _GuardedScope:
+    """A plugin's scope whose own failures never reach the application: an error entering it
+    skips it, an error leaving it is logged; the application's exception passes unchanged."""
+
+    __slots__ = ("_inner", "_name", "_entered")
+
+    def __init__(self, inner: ContextManager[Any], name: str) -> None:
+        self._inner = inner
+        self._name = name
+        self._entered = False
+
+    def __enter__(self) -> None:
+        try:
+            self._inner.__enter__()
+            self._entered = True
+        except Exception as error:
+            internal_error(f"{self._name} scope", error)
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if not self._entered:
+            return
+        try:
+            self._inner.__exit__(exc_type, exc, tb)
+        except Exception as error:
+            internal_error(f"{self._name} scope", error)
+
+
 @dataclass(frozen=True)
 class RecordedMethod:
     """How one SDK method maps onto a recorded call; ``sync`` and ``async_`` are its wrapt wrappers.
@@ -92,7 +119,7 @@ class RecordedMethod:
         if self.scope is None:
             return _NO_SCOPE
         try:
-            return self.scope(call, prepared)
+            return _GuardedScope(self.scope(call, prepared), self.name)
         except Exception as error:
             internal_error(f"{self.name} scope", error)
             return _NO_SCOPE
