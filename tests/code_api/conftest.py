@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from typing import Any, Iterator
@@ -126,38 +123,7 @@ def h() -> Any:
     return types.SimpleNamespace(chat=chat, achat=achat, PRICED_MODEL=PRICED_MODEL, UNPRICED_MODEL=UNPRICED_MODEL, USAGE=USAGE, Endpoint=Endpoint)
 
 
-# --- a real redis-server, as tests/enforcement starts one ---------------------------------------
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server binary not installed (apt-get install redis-server)")
-    redis = pytest.importorskip("redis", reason="the redis Python package is not installed")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    folder = tmp_path_factory.mktemp("redis")
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)]
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(host="127.0.0.1", port=port)
-    try:
-        for _ in range(200):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None:
-                    pytest.fail(f"redis-server exited with status {process.returncode}")
-                time.sleep(0.025)
-        else:
-            pytest.fail("redis-server did not answer within 5 s")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=10)
-
-
+# --- the real redis-server of tests/conftest.py --------------------------------------------------
 @pytest.fixture
 def clean_redis(redis_url: str) -> str:
     import redis

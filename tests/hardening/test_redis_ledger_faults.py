@@ -9,14 +9,12 @@ process keeps renewing its own.
 
 from __future__ import annotations
 
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -34,50 +32,14 @@ BUCKETS = [Bucket(KEY, None)]
 ESTIMATE = 2_100_000  # nano-USD: 100 input tokens at $1/M + 1000 output tokens at $2/M
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def slow_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server that accepts DEBUG SLEEP (so a test can stall it), for this module."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server binary not installed; these tests need a real server")
-    redis = pytest.importorskip("redis")
-    port = _free_port()
-    folder = tmp_path_factory.mktemp("slow-redis")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder), "--enable-debug-command", "yes"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(host="127.0.0.1", port=port)
-    try:
-        for _ in range(200):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert process.poll() is None, f"redis-server exited with status {process.returncode}"
-                time.sleep(0.025)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=10)
-
-
 @pytest.fixture
-def url(slow_redis: str) -> str:
+def url(redis_url: str) -> str:
     import redis
 
-    client = redis.Redis.from_url(slow_redis)
+    client = redis.Redis.from_url(redis_url)
     client.flushdb()
     client.close()
-    return slow_redis
+    return redis_url
 
 
 def _stall(url: str, seconds: float = 0.2) -> threading.Thread:
@@ -196,13 +158,13 @@ def test_fail_open_spend_reaches_the_ledger_through_a_slow_redis_episode(url):
         governor.close()
 
 
-def test_what_is_finally_lost_is_counted_as_settle_lost():
+def test_what_is_finally_lost_is_counted_as_settle_lost(unused_port):
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
     pytest.importorskip("redis")
     reader = InMemoryMetricReader()
-    dead = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
+    dead = f"redis://127.0.0.1:{unused_port}/0"  # nothing listens there
     ledger = RedisLedger(dead, timeout_ms=50)
     governor = _governor(dead, MeterProvider(metric_readers=[reader]).get_meter("test"), ledger)
     with pytest.raises(LedgerError):
