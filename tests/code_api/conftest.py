@@ -4,6 +4,7 @@ what it was sent), the real OpenTelemetry SDK (``capture``), and real ledgers.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -16,6 +17,7 @@ import pytest
 
 from genops_autoinstrument import config
 from genops_autoinstrument.api.testing import capture
+from genops_autoinstrument.governance.enforcing import EnforcingGovernor
 from genops_instrumentation_openai import OpenAIInstrumentor
 
 API_KEY = "sk-test-DO-NOT-RECORD-1234567890"
@@ -132,3 +134,26 @@ def clean_redis(redis_url: str) -> str:
     client.flushdb()
     client.close()
     return redis_url
+
+
+# --- a governor on a real SQLite ledger file ------------------------------------------------------
+@pytest.fixture
+def ledger_path(tmp_path: Any) -> str:
+    return str(tmp_path / "ledger.db")
+
+
+@pytest.fixture
+def governed(instrumentor: Any, ledger_path: str) -> Any:
+    """``with governed(GENOPS_...=...) as (recorded, governor):`` an EnforcingGovernor on a SQLite file."""
+
+    @contextlib.contextmanager
+    def make(**env: str) -> Iterator[tuple[Any, EnforcingGovernor]]:
+        settings = config.load({"GENOPS_LEDGER_URL": f"sqlite:///{ledger_path}", **env})
+        governor = EnforcingGovernor(settings)
+        try:
+            with capture(settings, governor=governor) as recorded:
+                yield recorded, governor
+        finally:
+            governor.close()
+
+    return make

@@ -4,11 +4,10 @@ counts and sends nothing."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import openai
 import pytest
@@ -22,28 +21,6 @@ from genops_autoinstrument.governance.governor import Governor
 BUDGET = "customer_id=0.00003/total"
 ACME_BUCKET = "budget|customer_id|acme|total|total"
 TABLES = ("buckets", "reservations", "rates", "alerts")
-
-
-@pytest.fixture
-def ledger_path(tmp_path: Any) -> str:
-    return str(tmp_path / "ledger.db")
-
-
-@pytest.fixture
-def governed(instrumentor: Any, ledger_path: str) -> Any:
-    """``with governed(GENOPS_...=...) as (recorded, governor):`` an EnforcingGovernor on a SQLite file."""
-
-    @contextlib.contextmanager
-    def make(**env: str) -> Iterator[tuple[Any, EnforcingGovernor]]:
-        settings = config.load({"GENOPS_LEDGER_URL": f"sqlite:///{ledger_path}", **env})
-        governor = EnforcingGovernor(settings)
-        try:
-            with capture(settings, governor=governor) as recorded:
-                yield recorded, governor
-        finally:
-            governor.close()
-
-    return make
 
 
 def ledger_rows(path: str) -> dict[str, list[tuple]]:

@@ -4,10 +4,9 @@ on the model call or unit and the score histogram."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import openai
@@ -21,23 +20,6 @@ from genops_autoinstrument.governance.governor import Governor
 CUSTOMER = semconv.GENOPS_CUSTOMER_ID
 CALL_COST = 12 * 0.15e-6 + 5 * 0.60e-6  # the endpoint's usage on gpt-4o-mini: $0.0000048
 BUDGET = "customer_id=0.001/total"
-
-
-@pytest.fixture
-def governed(instrumentor: Any, tmp_path: Any) -> Any:
-    """``with governed(GENOPS_...=...) as (recorded, governor):`` an EnforcingGovernor on a SQLite file."""
-
-    @contextlib.contextmanager
-    def make(**env: str) -> Iterator[tuple[Any, EnforcingGovernor]]:
-        settings = config.load({"GENOPS_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}", **env})
-        governor = EnforcingGovernor(settings)
-        try:
-            with capture(settings, governor=governor) as recorded:
-                yield recorded, governor
-        finally:
-            governor.close()
-
-    return make
 
 
 def points(recorded: Any, metric: str, **dims: Any) -> list[tuple[dict, Any]]:
