@@ -12,8 +12,8 @@ from typing import Any, Mapping
 
 from genops_autoinstrument import semconv
 from genops_autoinstrument.engine.call import CallRequest
-from genops_autoinstrument.engine.engine import Engine
-from genops_autoinstrument.engine.units import Unit, current_scope
+from genops_autoinstrument.engine.engine import Engine, error_type
+from genops_autoinstrument.engine.units import Unit, current_scope, current_unit
 from genops_autoinstrument.governance.decisions import ALLOWED, Decision
 
 
@@ -32,8 +32,7 @@ def open_unit(engine: Engine, name: str, attribution: Mapping[str, str], max_cos
     """Start a unit's span (a child of the current span) inside the enclosing unit, if any."""
     from opentelemetry.trace import SpanKind
 
-    scope = current_scope()
-    parent = scope.unit if scope is not None else None
+    parent = current_unit()
     attributes: dict[str, Any] = {
         semconv.GENOPS_SPEC_VERSION_ATTR: semconv.GENOPS_SPEC_VERSION,
         semconv.GENOPS_UNIT_NAME: name,
@@ -67,8 +66,7 @@ def close_unit(engine: Engine, unit: Unit, error: BaseException | None = None) -
     if error is not None:
         from opentelemetry.trace import Status, StatusCode
 
-        cls = type(error)
-        span.set_attribute(semconv.ERROR_TYPE, cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}")
+        span.set_attribute(semconv.ERROR_TYPE, error_type(error))
         span.set_status(Status(StatusCode.ERROR, str(error)[:256]))
     span.end()
     dimensions = {semconv.GENOPS_UNIT_NAME: unit.name, **engine._instruments._attribution_dimensions(unit.attribution)}
@@ -82,8 +80,7 @@ def record_cost(engine: Engine, usd: float, kind: str, overrides: Mapping[str, s
     from opentelemetry import trace
 
     attribution = attribution_now(engine, overrides)
-    scope = current_scope()
-    unit = scope.unit if scope is not None else None
+    unit = current_unit()
     if unit is not None:
         unit.add_cost(usd)
     dimensions = {semconv.GENOPS_COST_KIND: kind, **engine._instruments._attribution_dimensions(attribution)}
@@ -111,8 +108,7 @@ def record_eval(engine: Engine, metric: str, score: float, threshold: float | No
     if threshold is not None:
         event[semconv.GENOPS_EVAL_THRESHOLD] = threshold
         event[semconv.GENOPS_EVAL_RESULT] = result
-    scope = current_scope()
-    unit = scope.unit if scope is not None else None
+    unit = current_unit()
     span = _current_span(trace, unit)
     dimensions: dict[str, Any] = {semconv.GENOPS_EVAL_METRIC: metric, **engine._instruments._attribution_dimensions(attribution_now(engine))}
     if result is not None:
@@ -138,8 +134,7 @@ def check(engine: Engine, model: str | None, provider: str | None, max_output_to
     """
     request = CallRequest(provider=provider or "", operation=semconv.OPERATION_CHAT, request_model=model, max_output_tokens=max_output_tokens)
     decision = engine.governor.check(request, attribution_now(engine)) if engine.governor.active else ALLOWED
-    scope = current_scope()
-    unit = scope.unit if scope is not None else None
+    unit = current_unit()
     if decision.blocks or unit is None or not unit.capped:
         return decision
     if not model:

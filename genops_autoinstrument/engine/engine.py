@@ -314,7 +314,7 @@ class Engine:
         # args) once it propagates, and its traceback would keep every frame's locals alive.
         if isinstance(error, Exception):
             span.record_exception(error, timestamp=end_time)
-        facts = (_shape(call._request), call._attribution, _error_type(error), str(error)[:256], duration, end_time, self._get_context(), call._unit, call._held)
+        facts = (_shape(call._request), call._attribution, error_type(error), str(error)[:256], duration, end_time, self._get_context(), call._unit, call._held)
         if call._unit is not None:
             call._unit.call_ended()
         self._dispatch(self._complete_failed, call, facts)
@@ -375,7 +375,8 @@ def _run_now(job: Callable[..., None], *args: Any) -> None:
     run_job(job, args)
 
 
-def _error_type(error: BaseException) -> str:
+def error_type(error: BaseException) -> str:
+    """``error.type`` of an exception: its qualified class name (bare for built-ins)."""
     cls = type(error)
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 

@@ -91,11 +91,6 @@ def track_stream(proxy: Any, call: Any) -> None:
         pass
 
 
-def forget_stream(proxy: Any) -> None:
-    """The stream ended: nothing to interrupt any more."""
-    _streams.pop(id(proxy), None)
-
-
 def interrupt_streams(reason: str = "interrupted at exit") -> None:
     """End every live stream's call as interrupted (an exit handler, and the first step on SIGTERM)."""
     for _, call in list(_streams.values()):

@@ -24,7 +24,7 @@ from genops_autoinstrument.governance.decisions import BudgetStatus, Decision
 from genops_autoinstrument.governance.governor import Ticket
 from genops_autoinstrument.governance.request import lazy_prompt
 
-__all__ = ["CostCaps", "Scope", "Unit", "current_scope", "enter_scope", "exit_scope"]
+__all__ = ["CostCaps", "Scope", "Unit", "current_scope", "current_unit", "enter_scope", "exit_scope"]
 
 _cap_lock = threading.Lock()  # makes a cap's check and hold one step (see Unit.try_hold)
 
@@ -207,6 +207,12 @@ class Scope:
 _scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("genops_scope", default=None)
 
 current_scope = _scope.get
+
+
+def current_unit() -> Unit | None:
+    """The innermost unit of work of the current context, if any."""
+    scope = _scope.get()
+    return scope.unit if scope is not None else None
 
 
 def enter_scope(attribution: Mapping[str, str] | None = None, unit: Unit | None = None) -> contextvars.Token:
