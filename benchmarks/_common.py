@@ -161,19 +161,20 @@ def overhead_arguments(
     description: str,
     *,
     rounds: int,
-    calls: int,
-    streams: int,
-    quick: tuple[int, int, int],
-    unit: str,
+    counts: dict[str, tuple[int, str]],
+    quick: tuple[int, ...],
     results: str,
 ) -> Any:
-    """The command line the overhead benchmarks share; applies ``--quick`` and ``--wall-clock``."""
+    """The command line the overhead benchmarks share; applies ``--quick`` and ``--wall-clock``.
+
+    ``counts`` names each per-round count flag (``"calls"`` becomes ``--calls``) with its default
+    and help; ``quick`` holds the rounds and then each count, in order, for ``--quick``."""
     import argparse
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rounds", type=int, default=rounds)
-    parser.add_argument("--calls", type=int, default=calls, help=f"non-streaming calls per {unit} per round")
-    parser.add_argument("--streams", type=int, default=streams, help=f"streams per {unit} per round")
+    for name, (default, help_text) in counts.items():
+        parser.add_argument(f"--{name}", type=int, default=default, help=help_text)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--max-seconds", type=float, default=100.0, help="stop adding rounds after this long (at least 5 rounds)")
     parser.add_argument("--note", help="a line to append to the report (how this run was set up)")
@@ -183,7 +184,8 @@ def overhead_arguments(
     args = parser.parse_args(argv)
     args.results = results
     if args.quick:
-        args.rounds, args.calls, args.streams = quick
+        for name, value in zip(("rounds", *counts), quick):
+            setattr(args, name, value)
     if args.wall_clock:
         use_wall_clock()
     return args

@@ -22,7 +22,6 @@ the median of same-round differences from the baseline.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import random
@@ -35,7 +34,7 @@ from typing import Any, Callable, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import Series, environment, markdown_table, progress, publish, timed, timed_with_process, use_wall_clock  # noqa: E402
+from _common import Series, environment, markdown_table, overhead_arguments, progress, publish, timed, timed_with_process  # noqa: E402
 
 RESULTS = "code_api.md"
 CAP_USD = 0.10  # never reached: the capped variants measure the cap's bookkeeping, not refusals
@@ -43,23 +42,8 @@ CAP_USD = 0.10  # never reached: the capped variants measure the cap's bookkeepi
 
 def arguments(argv: Sequence[str] | None) -> Any:
     """The flags of the other benchmarks (_common.overhead_arguments), with --uses for the blocks."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=60)
-    parser.add_argument("--uses", type=int, default=2000, help="block uses per variant per round")
-    parser.add_argument("--calls", type=int, default=30, help="model calls per variant per round")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--max-seconds", type=float, default=100.0, help="stop adding rounds after this long (at least 5 rounds)")
-    parser.add_argument("--note", help="a line to append to the report (how this run was set up)")
-    parser.add_argument("--wall-clock", action="store_true", help="measure wall time instead of the thread's CPU time (idle machines)")
-    parser.add_argument("--quick", action="store_true", help="a few rounds: check that it runs, not numbers to publish")
-    parser.add_argument("--no-write", action="store_true", help=f"print only; do not write benchmarks/results/{RESULTS}")
-    args = parser.parse_args(argv)
-    args.results = RESULTS
-    if args.quick:
-        args.rounds, args.uses, args.calls = 3, 200, 5
-    if args.wall_clock:
-        use_wall_clock()
-    return args
+    counts = {"uses": (2000, "block uses per variant per round"), "calls": (30, "model calls per variant per round")}
+    return overhead_arguments(argv, __doc__.splitlines()[0], rounds=60, counts=counts, quick=(3, 200, 5), results=RESULTS)
 
 
 class Setup:

@@ -583,7 +583,12 @@ def report(result: dict[str, Any], rounds: int, calls: int, streams: int) -> str
 
 def main(argv: list[str] | None = None) -> int:
     args = _common.overhead_arguments(
-        argv, __doc__.split("\n\n")[0], rounds=70, calls=60, streams=12, quick=(3, 10, 3), unit="variant", results="openai_overhead.md"
+        argv,
+        __doc__.split("\n\n")[0],
+        rounds=70,
+        counts={"calls": (60, "non-streaming calls per variant per round"), "streams": (12, "streams per variant per round")},
+        quick=(3, 10, 3),
+        results="openai_overhead.md",
     )
     result = run(args.rounds, args.calls, args.streams, args.seed, args.max_seconds)
     _common.publish(report(result, result["rounds"], args.calls, args.streams), args)

@@ -596,7 +596,12 @@ def report(result: dict[str, Any], calls: int, streams: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _common.overhead_arguments(
-        argv, __doc__.split("\n\n")[0], rounds=150, calls=30, streams=6, quick=(3, 4, 1), unit="provider per variant", results="provider_overhead.md"
+        argv,
+        __doc__.split("\n\n")[0],
+        rounds=150,
+        counts={"calls": (30, "non-streaming calls per provider per variant per round"), "streams": (6, "streams per provider per variant per round")},
+        quick=(3, 4, 1),
+        results="provider_overhead.md",
     )
     result = run(args.rounds, args.calls, args.streams, args.seed, args.max_seconds)
     _common.publish(report(result, args.calls, args.streams), args)
