@@ -24,6 +24,7 @@ __all__ = [
     "track_cost",
     "record_eval",
     "instrument",
+    "policy_decision",
 ]
 
 _LAZY = {
@@ -41,12 +42,14 @@ _LAZY = {
     "track_cost": "application.records",
     "record_eval": "application.records",
     "instrument": "application.start",
+    "policy_decision": "application.errors",
 }
 
 if False:  # pragma: no cover - names for type checkers, without importing typing at start-up
     from genops_autoinstrument.governance.decisions import BudgetStatus, Decision, PolicyViolation
     from genops_autoinstrument.api.instrumentor import GenOpsInstrumentor
     from genops_autoinstrument.application.checks import check
+    from genops_autoinstrument.application.errors import policy_decision
     from genops_autoinstrument.application.records import record_eval, track_cost
     from genops_autoinstrument.application.scopes import attribution, track
     from genops_autoinstrument.application.start import instrument
