@@ -19,6 +19,7 @@ from genops_autoinstrument.diagnostics import internal_error
 from genops_autoinstrument.engine.call import NULL_CALL, Call, CallRequest, in_recorded_call
 from genops_autoinstrument.engine.runtime import begin_call
 from genops_autoinstrument.governance.decisions import BudgetStatus, Decision, PolicyViolation, native_violation
+from genops_autoinstrument.governance.refusals import remember_refusal
 from genops_autoinstrument.pricing.usage import Usage
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "native_violation",
     "plugin_variable",
     "read_plugin_variable",
+    "remember_refusal",
     "semconv",
     "server_of_url",
 ]

@@ -10,23 +10,12 @@ wire layer registers that response, so it is found through the exception's ``res
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 from genops_autoinstrument.governance.decisions import Decision
-
-# Synthetic error responses the wire layer answered a refused call with -> their decision.
-_REFUSED_RESPONSES: "weakref.WeakKeyDictionary[Any, Decision]" = weakref.WeakKeyDictionary()
+from genops_autoinstrument.governance.refusals import refusal_of
 
 _MAX_ERRORS = 64  # a chain longer than this is not a wrapped refusal; stop looking
-
-
-def remember_refusal(response: Any, decision: Decision) -> None:
-    """Note that ``response`` is GenOps' answer to a refused call (the wire layer calls this)."""
-    try:
-        _REFUSED_RESPONSES[response] = decision
-    except TypeError:  # an object that cannot be weakly referenced: it stays unrecognisable
-        pass
 
 
 def policy_decision(error: BaseException | None) -> Decision | None:
@@ -65,9 +54,4 @@ def _decision_of(error: BaseException) -> Decision | None:
     if isinstance(decision, Decision) and decision.blocks:
         return decision
     response = getattr(error, "response", None)
-    if response is not None:
-        try:
-            return _REFUSED_RESPONSES.get(response)
-        except TypeError:
-            return None
-    return None
+    return refusal_of(response) if response is not None else None

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from genops_autoinstrument import PolicyViolation, policy_decision
-from genops_autoinstrument.application.errors import remember_refusal
+from genops_autoinstrument.api import remember_refusal
 
 
 def refused_error(governed: Any, endpoint: Any, h: Any) -> openai.PermissionDeniedError:
