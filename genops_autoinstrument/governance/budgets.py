@@ -103,13 +103,23 @@ class Budgets:
                 rate, reservation = self._link.ledger.hit_and_reserve(list(rate_checks.values()), ticket_id, amount, checks, now + self.reservation_ttl, now)
         except Exception as error:
             if rates is None:
-                return self._link.refuse("reserve", error, attributes, pairs[0][0].name, any(plan.blocking for plan, _ in pairs)), None
-            return self._link.refuse("rate+reserve", error, attributes, next(iter(names.values())), blocking=True), None
+                refused = self._link.refuse("reserve", error, attributes, pairs[0][0].name, any(plan.blocking for plan, _ in pairs))
+            else:
+                refused = self._link.refuse("rate+reserve", error, attributes, next(iter(names.values())), blocking=True)
+            return refused, self._unconfirmed(refused, prepared)
         outcomes = rate_results(names, rate.over) if rate is not None else []
         if reservation is None:  # a rate limit refused the call: nothing was reserved
             return outcomes, None
         budget_outcomes, held = self._results(attribution, prepared, reservation)
         return outcomes + self.escaped_unpriced(request, budget_outcomes, attributes, logged=True), held
+
+    def _unconfirmed(self, refused: list[Outcome], prepared: Prepared) -> Held | None:
+        """A call that runs although its reserve failed (fail-open) is still settled where the ledger
+        makes that safe (Redis: the settlement is retried and counts once), so its spend is not lost."""
+        if refused or not getattr(self._link.ledger, "settles_failed_reserves", False):
+            return None
+        amount, pairs, ticket_id = prepared
+        return Held(ticket_id, amount, unique_buckets([check for _, check in pairs]), tuple(pairs))
 
     def _prepare(self, request: PolicyRequest, attribution: Mapping[str, str], prompt: Prompt, now: float, attributes: dict) -> Prepared:
         """The estimate (nano-USD), each rule's bucket check and a fresh reservation id."""

@@ -217,3 +217,23 @@ def test_a_process_killed_mid_call_gives_its_reservation_back_within_its_lease(u
         assert _figures(url) == Figures(ESTIMATE, 0)
     finally:
         governor.close()
+
+
+def test_fail_open_a_call_whose_reserve_timed_out_still_has_its_spend_recorded(url):
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    ledger = RedisLedger(url, timeout_ms=50)
+    governor = _governor(url, MeterProvider(metric_readers=[reader]).get_meter("test"), ledger)
+    try:
+        stall = _stall(url)
+        ticket = governor.decide(_request(), {})  # the reserve times out: fail-open lets the call run
+        assert not ticket.decision.blocks
+        stall.join()
+        governor.settle(ticket, 0.0015, True)
+        _wait_for(lambda: ledger.pending == 0)  # the cancel of the late reserve, then the settlement
+        assert _figures(url) == Figures(1_500_000, 0)  # its cost counted once, nothing held
+        assert _failures(reader) == {"reserve": 1}
+    finally:
+        governor.close()

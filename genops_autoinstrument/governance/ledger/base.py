@@ -102,6 +102,10 @@ class Ledger(abc.ABC):
 
     url: str = ""
     atomic_rate_and_reserve = False  # True when hit_and_reserve is one transaction (cheaper than two calls)
+    # True when settling a ticket whose reserve failed on the client is safe and counts once (the
+    # ledger cancels the failed reserve and retries failed settlements): a fail-open call then
+    # still has its spend recorded.
+    settles_failed_reserves = False
 
     @abc.abstractmethod
     def reserve(self, ticket_id: str, amount: int, checks: Sequence[BudgetCheck], expires_at: float, now: float) -> ReserveOutcome:

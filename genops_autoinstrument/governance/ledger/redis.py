@@ -154,6 +154,8 @@ class RedisLedger(Ledger):
     ``lease_seconds`` is how long an in-flight reservation is held without renewal (tests shorten it).
     """
 
+    settles_failed_reserves = True  # the ticket mark makes a settlement after a cancelled reserve count once
+
     def __init__(self, url: str, timeout_ms: int = 50, lease_seconds: float = LEASE_SECONDS) -> None:
         self.url = url
         self.timeout_ms = timeout_ms
