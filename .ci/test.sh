@@ -26,7 +26,12 @@ echo "setting up $venv"
 plugins=()
 for plugin in instrumentors/*/; do
     [ -f "$plugin/pyproject.toml" ] || continue
-    case "$plugin" in instrumentors/_template/) continue ;; esac
+    case "$plugin" in
+        instrumentors/_template/) continue ;;
+        # dspy's own requirements include litellm, whose published packages were compromised:
+        # the DSPy plugin is tested with dspy installed without it (below).
+        instrumentors/dspy/) plugins+=("./${plugin%/}"); continue ;;
+    esac
     plugins+=("./${plugin%/}[instruments]")
 done
 # Installed from wheels, not in editable mode: the tests exercise what users install.
@@ -37,6 +42,15 @@ done
 "$venv/bin/python" -m pip install -q ".[test,redis,grpc]" "${plugins[@]}" \
     "boto3>=1.34,<2" "google-auth>=2.20,<3" "fastapi>=0.115,<1" "opentelemetry-instrumentation-fastapi>=0.60b0,<1" \
     "uvicorn>=0.30,<1" "gunicorn>=22,<28" "opentelemetry-instrumentation-openai-v2>=2.1b0,<3" "opentelemetry-util-genai==1.1b0"
+
+# DSPy without litellm: its default engine sends on sockets of its own and needs none of it.
+"$venv/bin/python" -m pip install -q --no-deps "dspy==3.4.1"
+"$venv/bin/python" -m pip install -q "regex>=2023.10.3" "orjson>=3.9" "tqdm>=4.66.1" "pyyaml>=6.0.1" "jsonschema>=4" \
+    "diskcache>=5.6" "json-repair>=0.54.2" "tenacity>=8.2.3" "anyio>=4" "cachetools>=5.5" "cloudpickle>=3.1.2"
+if "$venv/bin/python" -c "import litellm" 2>/dev/null; then
+    echo "error: litellm is installed in $venv; the project must not depend on it" >&2
+    exit 1
+fi
 
 # Every suite must be collected: the core's and each instrumentor's.
 collected=$("$venv/bin/pytest" --collect-only -q -p no:cacheprovider 2>/dev/null | grep '::' || true)

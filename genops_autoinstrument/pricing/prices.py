@@ -1,8 +1,10 @@
 """Turning token usage into USD: the user's ``GENOPS_PRICING_FILE`` first, then ``genai-prices``.
 
-Never guesses: a model that neither source knows, a client base URL that no known provider
-serves, or a call whose tokens are unknown or inconsistent is returned as unpriced with the
-reason, never as zero. Only the data bundled with ``genai-prices`` is used (no network).
+Never guesses: a model that neither source knows, a model at an unknown host (gateway, proxy,
+address) that the call's provider does not publish, or a call whose tokens are unknown or
+inconsistent is returned as unpriced with the reason, never as zero; a published model at an
+unknown host is priced at its provider's list price and says so (``gateway``). Only the data
+bundled with ``genai-prices`` is used (no network).
 
 Token semantics: our :class:`Usage` and ``genai-prices`` agree that input tokens *include* cache
 read and cache write tokens and output tokens *include* reasoning tokens; each part is billed at
@@ -24,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from genops_autoinstrument import config, semconv
+from genops_autoinstrument.pricing import gateway
 from genops_autoinstrument.pricing.usage import Usage
 
 log = logging.getLogger("genops")
@@ -174,7 +177,7 @@ def _rate_from_entry(entry: Any) -> _Rate:
     )
 
 
-def _rate_from_model_price(model_price: Any) -> _Rate | None:
+def _rate_from_model_price(model_price: Any, source: str = SOURCE_GENAI_PRICES) -> _Rate | None:
     def get(key: str) -> Any:
         try:
             return getattr(model_price, key, None)
@@ -191,7 +194,7 @@ def _rate_from_model_price(model_price: Any) -> _Rate | None:
         get("cache_write_mtok"),
         get("output_reasoning_mtok"),
         get("requests_kcount"),
-        SOURCE_GENAI_PRICES,
+        source,
     )
 
 
@@ -204,47 +207,78 @@ class _GenaiPrices:
         self.providers = list(providers)
         self.by_id = {provider.id: provider for provider in self.providers}
 
-    def provider(self, provider: str, api_base_url: str | None) -> Any:
-        if api_base_url:
-            url = api_base_url if "://" in api_base_url else "https://" + api_base_url
-            for candidate in self.providers:
-                if re.match(candidate.api_pattern, url):
-                    return candidate
-            if provider not in OWN_CLOUD_ONLY:
-                # An OpenAI/Anthropic-compatible server nobody publishes prices for (self-hosted,
-                # unknown proxy): pricing it as the SDK's own provider would be a guess.
-                return None
+    def at_host(self, api_base_url: str) -> Any:
+        """The provider whose API pattern matches the base URL (the server's own price list), or None."""
+        url = api_base_url if "://" in api_base_url else "https://" + api_base_url
+        for candidate in self.providers:
+            if re.match(candidate.api_pattern, url):
+                return candidate
+        return None
+
+    def named(self, provider: str, *, loosely: bool) -> Any:
+        """The price list of a ``gen_ai.provider.name`` (or genai-prices id); ``loosely`` also tries
+        genai-prices' fuzzy provider matching (never for a name that could be a host)."""
         if provider in PROVIDER_IDS:
             provider_id = PROVIDER_IDS[provider]
             return self.by_id.get(provider_id) if provider_id else None
         name = provider.lower().strip()
         if name in self.by_id:
             return self.by_id[name]
-        for candidate in self.providers:
-            match = getattr(candidate, "provider_match", None)
-            if match is not None and match.is_match(name):
-                return candidate
+        if loosely:
+            for candidate in self.providers:
+                match = getattr(candidate, "provider_match", None)
+                if match is not None and match.is_match(name):
+                    return candidate
         return None
 
-    def rate(self, provider: str, model: str, api_base_url: str | None) -> Any:
-        found = self.provider(provider, api_base_url)
-        if found is None:
-            return None
+    def model(self, found: Any, model: str) -> Any:
         info = found.find_model(model, all_providers=self.providers)
         if info is None and model.startswith("models/"):  # Gemini's resource-style names
             info = found.find_model(model[len("models/"):], all_providers=self.providers)
-        if info is None:
-            return None
-        prices = info.prices
-        if not isinstance(prices, list):
-            return _rate_from_model_price(prices)
-        choices = []
-        for conditional in prices:
-            rate = _rate_from_model_price(conditional.prices)
-            if rate is None:
+        return info
+
+    def rate(self, provider: str, model: str, api_base_url: str | None) -> Any:
+        """The rate of ``model``: at a known host, that host's prices; else the call's provider's
+        (at an unknown host, its list price: see ``gateway``); else a router-style name's provider."""
+        unknown_host = False
+        if api_base_url:
+            host_provider = self.at_host(api_base_url)
+            if host_provider is not None:  # the server's own prices, or none: no fallback to another list
+                return _rate_from_info(self.model(host_provider, model), SOURCE_GENAI_PRICES)
+            unknown_host = True
+        own = self.named(provider, loosely=not api_base_url)
+        if own is not None:
+            info = self.model(own, model)
+            if info is not None:
+                if not unknown_host:
+                    return _rate_from_info(info, SOURCE_GENAI_PRICES)
+                # A single-cloud SDK's unknown endpoint is that cloud's (regional, VPC) or a gateway to it.
+                if provider in OWN_CLOUD_ONLY or not gateway.open_weights(model, info):
+                    return _rate_from_info(info, gateway.list_price_source(own.id))
                 return None
-            choices.append((conditional.constraint, rate))
-        return _ConditionalRate(choices) if choices else None
+        routed = gateway.router_name(model)
+        if routed is not None and routed[0] in self.by_id:
+            provider_id, bare = routed
+            info = self.model(self.by_id[provider_id], bare)
+            if info is not None and not gateway.open_weights(bare, info):
+                return _rate_from_info(info, gateway.list_price_source(provider_id))
+        return None
+
+
+def _rate_from_info(info: Any, source: str) -> Any:
+    """A genai-prices model's rate (or date/time-conditional rates), labelled with its cost source."""
+    if info is None:
+        return None
+    prices = info.prices
+    if not isinstance(prices, list):
+        return _rate_from_model_price(prices, source)
+    choices = []
+    for conditional in prices:
+        rate = _rate_from_model_price(conditional.prices, source)
+        if rate is None:
+            return None
+        choices.append((conditional.constraint, rate))
+    return _ConditionalRate(choices) if choices else None
 
 
 _genai: _GenaiPrices | None = None
@@ -296,6 +330,8 @@ class _Pricer:
             return None
         if self.table is not None:
             entry = self.table.find(provider, model, api_base_url)
+            if entry is None and (routed := gateway.router_name(model)) is not None:
+                entry = self.table.find(gateway.router_provider_name(routed[0]), routed[1], api_base_url)
             if entry is not None:
                 return _rate_from_entry(entry)
         genai = _genai_prices()

@@ -117,8 +117,9 @@ def test_embeddings_without_output_tokens_are_priced() -> None:
         ("openai", "no-such-model-xyz", "https://api.openai.com/v1/"),
         ("some.unknown.provider", "gpt-4o", None),
         ("ibm.watsonx.ai", "ibm/granite-13b-chat-v2", None),
-        # An OpenAI-compatible server nobody publishes prices for: never priced as OpenAI.
-        ("openai", "gpt-4o", "http://localhost:8000/v1"),
+        # An OpenAI-compatible server nobody publishes prices for, serving a model OpenAI does not
+        # publish (a gateway's gpt-4o is priced at OpenAI's list price: tests/pricing/).
+        ("openai", "llama-3.1-8b-instruct", "http://localhost:8000/v1"),
         ("openai", "gpt-oss-20b", "http://127.0.0.1:11434/v1"),
         # Groq does not serve gpt-4o: no fallback to OpenAI's list.
         ("openai", "gpt-4o", "https://api.groq.com/openai/v1"),
@@ -216,7 +217,10 @@ def test_unknown_endpoint_of_a_single_cloud_sdk_keeps_that_clouds_prices(provide
     assert price_call(provider, model, usage, base_url).total == expected(usage, model, provider_id=provider_id)
 
 
-def test_unknown_endpoint_of_a_compatible_sdk_is_unpriced() -> None:
+def test_unknown_endpoint_of_a_compatible_sdk_is_priced_at_the_list_price_and_says_so() -> None:
     usage = Usage(input_tokens=700, output_tokens=300)
-    assert price_call("anthropic", "claude-sonnet-4-5", usage, "http://localhost:4000").priced is False
-    assert price_call("anthropic", "claude-sonnet-4-5", usage, "https://api.anthropic.com").priced is True
+    at_gateway = price_call("anthropic", "claude-sonnet-4-5", usage, "http://localhost:4000")
+    at_anthropic = price_call("anthropic", "claude-sonnet-4-5", usage, "https://api.anthropic.com")
+    assert at_gateway.total == at_anthropic.total == expected(usage, "claude-sonnet-4-5", provider_id="anthropic")
+    assert (at_gateway.source, at_anthropic.source) == ("genai-prices:anthropic list price", "genai-prices")
+    assert price_call("anthropic", "my-finetune", usage, "http://localhost:4000").priced is False
