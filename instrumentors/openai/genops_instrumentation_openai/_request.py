@@ -11,21 +11,39 @@ from typing import Any, Callable, Iterable, Iterator
 
 from genops_autoinstrument.api import CallRequest, get, given, semconv, server_of_url
 
-# Hosts of OpenAI-compatible services, mapped to their gen_ai.provider.name.
+# Hosts of OpenAI-compatible services -> gen_ai.provider.name: the semantic conventions' names where
+# they define one (groq, deepseek, mistral_ai, perplexity, x_ai, gcp.*, anthropic, cohere), else
+# the service's own lower-case name. Any other host is a gateway, proxy or self-hosted server
+# speaking the OpenAI API: its provider is "openai" and ``server.address`` keeps the host.
 _KNOWN_HOSTS = {
+    "api.openai.com": "openai",
     "api.groq.com": "groq",
     "api.deepseek.com": "deepseek",
     "api.mistral.ai": "mistral_ai",
+    "codestral.mistral.ai": "mistral_ai",
     "api.perplexity.ai": "perplexity",
     "api.x.ai": "x_ai",
     "generativelanguage.googleapis.com": "gcp.gemini",
+    "aiplatform.googleapis.com": "gcp.vertex_ai",
+    "api.anthropic.com": "anthropic",
+    "api.cohere.ai": "cohere",
+    "api.cohere.com": "cohere",
     "openrouter.ai": "openrouter",
+    "api.openrouter.ai": "openrouter",
     "api.together.xyz": "together_ai",
     "api.fireworks.ai": "fireworks",
-    "api.anthropic.com": "anthropic",
     "api.cerebras.ai": "cerebras",
 }
-_AZURE_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
+# Host suffixes (each starts with a dot) -> provider, for regional and per-resource host names.
+_KNOWN_SUFFIXES = (
+    (".openai.azure.com", "azure.ai.openai"),
+    (".cognitiveservices.azure.com", "azure.ai.openai"),
+    (".services.ai.azure.com", "azure.ai.openai"),
+    (".models.ai.azure.com", "azure.ai.inference"),
+    (".inference.ai.azure.com", "azure.ai.inference"),
+    (".api.openai.com", "openai"),
+    ("-aiplatform.googleapis.com", "gcp.vertex_ai"),
+)
 
 
 _SCALARS = (int, float, str)
@@ -57,19 +75,21 @@ class Server:
 
 
 def provider_name(client: Any, host: str | None) -> str:
-    """gen_ai.provider.name for the server the client talks to."""
+    """gen_ai.provider.name for the server the client talks to: never a host name or an address."""
     if type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI"):
         return "azure.ai.openai"
     if not host:
         return "openai"
-    host = host.lower()
-    if host == "api.openai.com" or host.endswith(".api.openai.com"):
-        return "openai"
-    if host.endswith(_AZURE_SUFFIXES):
-        return "azure.ai.openai"
-    if host.startswith("bedrock") and host.endswith(".amazonaws.com"):
+    host = host.lower().rstrip(".")
+    known = _KNOWN_HOSTS.get(host)
+    if known is not None:
+        return known
+    for suffix, provider in _KNOWN_SUFFIXES:
+        if host.endswith(suffix):
+            return provider
+    if host.startswith("bedrock") and host.endswith(".amazonaws.com"):  # bedrock-runtime / bedrock-mantle
         return "aws.bedrock"
-    return _KNOWN_HOSTS.get(host, host)
+    return "openai"
 
 
 # id(base_url) -> (base_url, client type, Server): a client's base_url object is immutable and is

@@ -1,7 +1,11 @@
 """Stream accumulators: what GenOps reads from OpenAI chunks and events while the app iterates.
 
-The chat and legacy-completions accumulators hide the usage-only chunk (``choices == []``) that
-GenOps itself asked for, so the application sees exactly the chunks it would see unpatched.
+The chat and legacy-completions accumulators hide a usage-only chunk (``choices == []``) only when
+GenOps itself asked for it and the server answered that request, so the application sees exactly
+the chunks it would see unpatched. A server answers ``include_usage`` (OpenAI's documented format)
+with ``"usage": null`` on every other chunk; a usage chunk without that mark may be one the server
+sends unasked (some servers and gateways do), so it reaches the application, and that server is
+not asked again: a chunk GenOps cannot tell apart is never taken from the application.
 """
 
 from __future__ import annotations
@@ -46,19 +50,36 @@ class _Choices:
         ]
 
 
-def _unset_usage(chunk: Any) -> None:
-    """Asking for usage makes the server add ``"usage": null`` to every chunk; mark the field unset
-    again so ``chunk.to_dict()``/``to_json()`` are what the application would get unpatched."""
+# Base URLs of servers that answered GenOps' request with an unmarked usage chunk (bounded).
+_UNMARKED: set[str] = set()
+_UNMARKED_LIMIT = 256
+
+
+def answers_unmarked(base_url: str | None) -> bool:
+    """Whether this server sent a usage chunk that could not be told from one it sends unasked."""
+    return bool(_UNMARKED) and (base_url or "") in _UNMARKED
+
+
+def _remember_unmarked(base_url: str) -> None:
+    if len(_UNMARKED) >= _UNMARKED_LIMIT:
+        _UNMARKED.clear()
+    _UNMARKED.add(base_url)
+
+
+def _null_usage_set(chunk: Any) -> set | None:
+    """The chunk's set fields when the server sent ``"usage": null`` (pydantic 2 or 1), else None."""
     fields_set = getattr(chunk, "__pydantic_fields_set__", None)
-    if isinstance(fields_set, set):
-        fields_set.discard("usage")
+    if fields_set is None:
+        fields_set = getattr(chunk, "__fields_set__", None)
+    return fields_set if isinstance(fields_set, set) and "usage" in fields_set else None
 
 
 class ChatStreamAccumulator(StreamAccumulator):
     """Chat completion chunks (``text_key="text"`` for legacy completions)."""
 
-    def __init__(self, hide_usage_chunk: bool, capture: bool, text_key: str = "content") -> None:
-        self._hide = hide_usage_chunk
+    def __init__(self, asked: str | None, capture: bool, text_key: str = "content") -> None:
+        self._asked = asked  # the base URL GenOps asked for the usage chunk, None when it did not
+        self._marked = False  # the server marked its chunks with "usage": null: it answered the ask
         self._text_key = text_key
         self._choices = _Choices() if capture else None
         self._model: str | None = None
@@ -91,13 +112,25 @@ class ChatStreamAccumulator(StreamAccumulator):
         usage = getattr(chunk, "usage", None)
         if usage is not None:
             self._usage = usage
-            return self._hide and not choices
-        if self._hide:
-            _unset_usage(chunk)
+            return self._answered(choices)
+        if self._asked is not None:
+            fields_set = _null_usage_set(chunk)
+            if fields_set is not None:  # the mark of GenOps' request: unset, as the key is unpatched
+                self._marked = True
+                fields_set.discard("usage")
+        return False
+
+    def _answered(self, choices: Any) -> bool:
+        """Whether a chunk with usage is the answer to GenOps' own request (then it is hidden)."""
+        if self._asked is None or choices:
+            return False
+        if self._marked:
+            return True
+        _remember_unmarked(self._asked)
         return False
 
     def _add_mapping(self, chunk: Any) -> bool:
-        """The same reading for chunks given as dicts (raw JSON)."""
+        """The same reading for chunks given as dicts (raw JSON); a dict is never changed."""
         self._model = self._model or _str(get(chunk, "model"))
         self._id = self._id or _str(get(chunk, "id"))
         choices = get(chunk, "choices") or ()
@@ -112,7 +145,9 @@ class ChatStreamAccumulator(StreamAccumulator):
         usage = get(chunk, "usage")
         if usage is not None:
             self._usage = usage
-            return self._hide and not choices
+            return self._answered(choices)
+        if self._asked is not None and "usage" in chunk:
+            self._marked = True
         return False
 
     def finish(self, call: Call) -> None:

@@ -27,6 +27,7 @@ from genops_autoinstrument.api import (
     RecordedStream,
     StreamAccumulator,
     capture_content,
+    given,
     internal_error,
     is_mapping,
     plugin_variable,
@@ -35,7 +36,7 @@ from genops_autoinstrument.api import (
 
 from . import _request, _response
 from ._errors import block_factory
-from ._streams import ChatStreamAccumulator, ResponsesStreamAccumulator
+from ._streams import ChatStreamAccumulator, ResponsesStreamAccumulator, answers_unmarked
 
 log = logging.getLogger("genops")
 
@@ -66,19 +67,18 @@ class Plan:
 
     streaming: bool
     raw: str | None  # "true" (with_raw_response), "stream" (with_streaming_response) or None
-    hide_usage_chunk: bool = False  # GenOps asked for the usage chunk: the application never sees it
+    asked: str | None = None  # GenOps asked this server (base URL) for the usage chunk; None: it did not
 
 
 _NOT_STREAMING = Plan(False, None)
 _STREAMING = Plan(True, None)
-_STREAMING_HIDING_USAGE = Plan(True, None, True)
 
 
-def _plan(streaming: bool, raw: str | None, hide_usage_chunk: bool) -> Plan:
+def _plan(streaming: bool, raw: str | None, asked: str | None) -> Plan:
     if raw is not None:
         return Plan(streaming, raw)
-    if hide_usage_chunk:
-        return _STREAMING_HIDING_USAGE
+    if asked is not None:
+        return Plan(True, None, asked)
     return _STREAMING if streaming else _NOT_STREAMING
 
 
@@ -114,14 +114,27 @@ def _block(server: _request.Server, path: str) -> BlockFactory:
     return factory
 
 
-def _with_usage_chunk(kwargs: dict[str, Any]) -> dict[str, Any] | None:
-    """The kwargs asking a stream for its usage chunk, or None when the app did (or it is off)."""
+def _with_usage_chunk(kwargs: dict[str, Any], server: _request.Server) -> dict[str, Any] | None:
+    """The kwargs asking a stream for its usage chunk, or None when the application asked for usage
+    itself in any way (``stream_options`` or ``extra_body``), set ``include_usage`` at all, or when
+    asking is off. The one change to the body: ``stream_options.include_usage`` added, nothing else."""
     try:
-        options = kwargs.get("stream_options")
-        options = options if is_mapping(options) else {}
-        if options.get("include_usage") is True or not stream_usage_enabled():
+        if not stream_usage_enabled() or answers_unmarked(server.base_url):
             return None
-        return {**kwargs, "stream_options": {**options, "include_usage": True}}
+        extra = kwargs.get("extra_body")
+        if is_mapping(extra) and "stream_options" in extra:  # it replaces the argument's in the body
+            options = extra["stream_options"]
+            if not is_mapping(options) or "include_usage" in options:
+                return None
+            return {**kwargs, "extra_body": {**extra, "stream_options": {**options, "include_usage": True}}}
+        options = kwargs.get("stream_options")
+        if is_mapping(options):
+            if "include_usage" in options:
+                return None
+            return {**kwargs, "stream_options": {**options, "include_usage": True}}
+        if given(options):  # something the SDK sends as it is: leave it
+            return None
+        return {**kwargs, "stream_options": {"include_usage": True}}
     except Exception as error:
         internal_error("openai stream usage", error)
         return None
@@ -134,7 +147,7 @@ class Endpoint:
     path: str  # for the synthetic request of a blocked call
     describe: Callable[[_request.Server, Mapping[str, Any], bool], CallRequest]
     finish: _response.Finisher
-    accumulator: Callable[[bool, bool], StreamAccumulator] | None = None  # (hide_usage_chunk, capture)
+    accumulator: Callable[[str | None, bool], StreamAccumulator] | None = None  # (Plan.asked, capture)
     usage_option: bool = False  # supports stream_options={"include_usage": True}
     always_streams: bool = False
 
@@ -145,8 +158,9 @@ class Endpoint:
         server = _request.server_of(instance)
         request = self.describe(server, kwargs, streaming)
         raw = _raw_mode(kwargs)
-        send = _with_usage_chunk(kwargs) if streaming and self.usage_option and raw is None else None
-        return Prepared(request, _block(server, self.path), kwargs=send, state=_plan(streaming, raw, send is not None))
+        send = _with_usage_chunk(kwargs, server) if streaming and self.usage_option and raw is None else None
+        asked = (server.base_url or "") if send is not None else None
+        return Prepared(request, _block(server, self.path), kwargs=send, state=_plan(streaming, raw, asked))
 
     def read(self, call: Call, result: Any, prepared: Prepared, is_async: bool) -> Any:
         """Report or observe ``result``; return what the application gets."""
@@ -165,18 +179,18 @@ class Endpoint:
 
     def stream_accumulator(self, plan: Plan) -> StreamAccumulator:
         factory = self.accumulator
-        return factory(plan.hide_usage_chunk, capture_content()) if factory is not None else StreamAccumulator()
+        return factory(plan.asked, capture_content()) if factory is not None else StreamAccumulator()
 
     def recorded(self) -> RecordedMethod:
         return RecordedMethod("openai", self.prepare, self.read)
 
 
-CHAT = Endpoint("chat/completions", _request.chat_request, _response.finish_chat, lambda hide, capture: ChatStreamAccumulator(hide, capture), True).recorded()
+CHAT = Endpoint("chat/completions", _request.chat_request, _response.finish_chat, lambda asked, capture: ChatStreamAccumulator(asked, capture), True).recorded()
 CHAT_PARSE = Endpoint("chat/completions", _request.chat_request, _response.finish_chat).recorded()
-RESPONSES = Endpoint("responses", _request.responses_request, _response.finish_responses, lambda hide, capture: ResponsesStreamAccumulator()).recorded()
+RESPONSES = Endpoint("responses", _request.responses_request, _response.finish_responses, lambda asked, capture: ResponsesStreamAccumulator()).recorded()
 RESPONSES_PARSE = Endpoint("responses", _request.responses_request, _response.finish_responses).recorded()
 COMPLETIONS = Endpoint(
-    "completions", _request.completions_request, _response.finish_completion, lambda hide, capture: ChatStreamAccumulator(hide, capture, "text"), True
+    "completions", _request.completions_request, _response.finish_completion, lambda asked, capture: ChatStreamAccumulator(asked, capture, "text"), True
 ).recorded()
 EMBEDDINGS = Endpoint("embeddings", _request.embeddings_request, _response.finish_embeddings).recorded()
 

@@ -82,14 +82,25 @@ class FakeOpenAI:
     def error(self, path: str, status: int, error: dict[str, Any]) -> None:
         self.json(path, {"error": error}, status)
 
-    def chat_stream(self, path: str = "/v1/chat/completions", chunks: list[dict[str, Any]] | None = None, usage: dict[str, Any] | None = None) -> None:
+    def chat_stream(
+        self,
+        path: str = "/v1/chat/completions",
+        chunks: list[dict[str, Any]] | None = None,
+        usage: dict[str, Any] | None = None,
+        unasked: bool = False,
+        marks: bool = True,
+    ) -> None:
+        """An SSE chat stream. Asked for usage, the server marks every chunk ``"usage": null`` (as
+        OpenAI does; ``marks=False``: as vLLM or Ollama do, without the mark) and adds the usage
+        chunk; ``unasked=True``: it sends that usage chunk, unmarked, whatever the request says."""
         chunks = chunks or chat_chunks()
         usage = usage or STREAM_USAGE
 
         def respond(request: dict[str, Any]) -> httpx.Response:
             include = (request["json"].get("stream_options") or {}).get("include_usage") is True
-            events = [dict(chunk, usage=None) if include else chunk for chunk in chunks]
-            if include:
+            mark = include and marks and not unasked
+            events = [dict(chunk, usage=None) if mark else chunk for chunk in chunks]
+            if include or unasked:
                 events.append({**{k: chunks[0][k] for k in ("id", "object", "created", "model", "service_tier", "system_fingerprint") if k in chunks[0]}, "choices": [], "usage": usage})
             return httpx.Response(200, content=sse(events), headers={"content-type": "text/event-stream"})
 
@@ -100,7 +111,7 @@ class FakeOpenAI:
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else {}
-        record = {"method": request.method, "path": request.url.path, "host": request.url.host, "headers": dict(request.headers), "json": body}
+        record = {"method": request.method, "path": request.url.path, "host": request.url.host, "headers": dict(request.headers), "json": body, "size": len(request.content)}
         self.requests.append(record)
         route = self.routes.get(request.url.path)
         if route is None:
@@ -131,6 +142,23 @@ class BlockingGovernor(Governor):
     def settle(self, ticket: Ticket, actual_cost: float | None, ran: bool) -> None:
         self.settled.append((actual_cost, ran))
         return None
+
+
+@pytest.fixture(autouse=True)
+def _forget_unmarked_servers():
+    """Servers remembered as answering without the usage mark are per process: per test here."""
+    from genops_instrumentation_openai._streams import _UNMARKED
+
+    _UNMARKED.clear()
+    yield
+    _UNMARKED.clear()
+
+
+def chat_helpers(client: Any) -> Any:
+    """``client.chat.completions`` where it has ``parse``/``stream`` (openai >= 1.92 keeps them
+    there too), else ``client.beta.chat.completions`` (openai 1.40 has them only there)."""
+    resource = client.chat.completions
+    return resource if hasattr(resource, "stream") else client.beta.chat.completions
 
 
 @pytest.fixture
@@ -186,4 +214,5 @@ def h() -> Any:
         all_attribute_text=all_attribute_text,
         BlockingGovernor=BlockingGovernor,
         FakeOpenAI=FakeOpenAI,
+        chat_helpers=chat_helpers,
     )

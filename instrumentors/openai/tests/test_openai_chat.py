@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import openai
@@ -20,13 +21,17 @@ MESSAGES = [
 ]
 
 
+# openai 1.40 predates max_completion_tokens (1.45): the older max_tokens gives the same attribute there.
+MAX_TOKENS_ARGUMENT = "max_completion_tokens" if "max_completion_tokens" in inspect.signature(openai.resources.chat.Completions.create).parameters else "max_tokens"
+
+
 def test_create_records_request_response_and_usage(rec, server, h):
     server.json("/v1/chat/completions", h.chat_completion())
     client = server.client()
     response = client.chat.completions.create(
         model="gpt-4o-mini",
         messages=MESSAGES,
-        max_completion_tokens=200,
+        **{MAX_TOKENS_ARGUMENT: 200},
         temperature=0.2,
         top_p=0.9,
         frequency_penalty=0.1,
@@ -128,7 +133,7 @@ class Answer(pydantic.BaseModel):
 
 def test_parse(rec, server, h):
     server.json("/v1/chat/completions", h.chat_completion('{"city":"Paris","temperature_c":21}'))
-    completion = server.client().chat.completions.parse(model="gpt-4o-mini", messages=MESSAGES, response_format=Answer, max_completion_tokens=64)
+    completion = h.chat_helpers(server.client()).parse(model="gpt-4o-mini", messages=MESSAGES, response_format=Answer, **{MAX_TOKENS_ARGUMENT: 64})
     assert isinstance(completion, ParsedChatCompletion)
     assert completion.choices[0].message.parsed == Answer(city="Paris", temperature_c=21)
     attrs = h.one_span(rec).attributes
@@ -143,7 +148,7 @@ def test_parse_error_from_post_parser_is_recorded(rec, server, h):
     body["choices"][0]["finish_reason"] = "length"
     server.json("/v1/chat/completions", body)
     with pytest.raises(openai.LengthFinishReasonError):
-        server.client().chat.completions.parse(model="gpt-4o-mini", messages=MESSAGES, response_format=Answer)
+        h.chat_helpers(server.client()).parse(model="gpt-4o-mini", messages=MESSAGES, response_format=Answer)
     span = h.one_span(rec)
     assert span.status.status_code == StatusCode.ERROR
     assert span.attributes[semconv.ERROR_TYPE] == "openai.LengthFinishReasonError"

@@ -86,7 +86,7 @@ def test_async_chat_create_and_stream(rec, server, h):
         stream = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
         assert isinstance(stream, AsyncStream)
         chunks = [chunk async for chunk in stream]
-        async with client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as helper:
+        async with h.chat_helpers(client).stream(model="gpt-4o-mini", messages=MESSAGES) as helper:
             final = await helper.get_final_completion()
         return response, chunks, final
 

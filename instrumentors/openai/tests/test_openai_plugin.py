@@ -38,16 +38,20 @@ def test_patches_every_target_once_and_restores():
         from openai.lib.streaming.chat import ChatCompletionStream
         from openai.resources.chat import AsyncCompletions, Completions
 
-        for method in (
+        methods = [
             Completions.create,
-            Completions.parse,
             AsyncCompletions.create,
-            openai.resources.responses.Responses.create,
-            openai.resources.responses.AsyncResponses.parse,
             openai.resources.embeddings.Embeddings.create,
             openai.resources.completions.AsyncCompletions.create,
             ChatCompletionStream.close,
-        ):
+        ]
+        if hasattr(Completions, "parse"):  # openai >= 1.92; before, only under beta
+            methods.append(Completions.parse)
+        else:
+            methods.append(openai.resources.beta.chat.Completions.parse)
+        if hasattr(openai.resources, "responses"):  # openai >= 1.66
+            methods += [openai.resources.responses.Responses.create, openai.resources.responses.AsyncResponses.parse]
+        for method in methods:
             assert is_genops_wrapped(method)
         count = len(instance._patches)
         instance.reinstrument()

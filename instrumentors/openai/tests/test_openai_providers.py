@@ -46,8 +46,20 @@ def test_azure_v1_base_url_with_plain_client(rec, server, h):
     [
         ("https://api.groq.com/openai/v1", "groq", "api.groq.com", 443),
         ("https://api.deepseek.com/v1", "deepseek", "api.deepseek.com", 443),
-        ("http://localhost:11434/v1", "localhost", "localhost", 11434),
-        ("https://llm.internal.example:8443/v1", "llm.internal.example", "llm.internal.example", 8443),
+        ("https://api.mistral.ai/v1", "mistral_ai", "api.mistral.ai", 443),
+        ("https://api.x.ai/v1", "x_ai", "api.x.ai", 443),
+        ("https://openrouter.ai/api/v1", "openrouter", "openrouter.ai", 443),
+        ("https://api.together.xyz/v1", "together_ai", "api.together.xyz", 443),
+        ("https://generativelanguage.googleapis.com/v1beta/openai/", "gcp.gemini", "generativelanguage.googleapis.com", 443),
+        ("https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/endpoints/openapi", "gcp.vertex_ai", "us-central1-aiplatform.googleapis.com", 443),
+        ("https://bedrock-runtime.us-west-2.amazonaws.com/openai/v1", "aws.bedrock", "bedrock-runtime.us-west-2.amazonaws.com", 443),
+        ("https://contoso.services.ai.azure.com/openai/v1", "azure.ai.openai", "contoso.services.ai.azure.com", 443),
+        # Gateways, proxies and self-hosted servers: the API's own provider, the host in server.address.
+        ("http://localhost:11434/v1", "openai", "localhost", 11434),
+        ("https://llm.internal.example:8443/v1", "openai", "llm.internal.example", 8443),
+        ("http://llm-gateway.internal/v1", "openai", "llm-gateway.internal", 80),
+        ("http://10.1.2.3:4000/v1", "openai", "10.1.2.3", 4000),
+        ("http://[::1]:8000/v1", "openai", "::1", 8000),
     ],
 )
 def test_compatible_servers(rec, server, h, monkeypatch, base_url, provider, address, port):
@@ -104,6 +116,7 @@ def test_streamed_call_is_priced(rec, server, h):
 
 
 @pytest.mark.skipif(not _priced(), reason="pricing module not implemented yet")
+@pytest.mark.skipif(not hasattr(openai.OpenAI, "responses"), reason="the Responses API arrived in openai 1.66")
 def test_responses_reasoning_call_is_priced(rec, server, h):
     server.json("/v1/responses", {
         "id": "resp_1", "object": "response", "created_at": 1741476542, "status": "completed", "model": "o4-mini-2025-04-16", "output": [],
@@ -113,3 +126,20 @@ def test_responses_reasoning_call_is_priced(rec, server, h):
     server.client().responses.create(model="o4-mini", input="hi")
     expected = calc_price(PricesUsage(input_tokens=2036, cache_read_tokens=1920, output_tokens=387), model_ref="o4-mini-2025-04-16", provider_id="openai").total_price
     assert h.one_span(rec).attributes[semconv.GENOPS_COST_TOTAL] == pytest.approx(float(expected), rel=1e-12)
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:4000/v1", "http://llm-gateway.internal/v1"])
+def test_gateway_stream_names_the_api_provider_in_spans_and_metrics(rec, server, h, base_url):
+    """A gateway by address or unknown host: provider "openai" (bounded metric cardinality), the host
+    in server.address, the stream's usage still read."""
+    host = httpx.URL(base_url).host
+    server.chat_stream()
+    chunks = list(server.client(base_url=base_url).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    assert len(chunks) == 6 and server.requests[0]["host"] == host
+    attrs = h.one_span(rec).attributes
+    assert attrs[semconv.GEN_AI_PROVIDER_NAME] == "openai"
+    assert attrs[semconv.SERVER_ADDRESS] == host
+    assert attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 21
+    points = [attributes for series in rec.metrics().values() for attributes, _ in series]
+    assert points and all(p.get(semconv.GEN_AI_PROVIDER_NAME) in (None, "openai") for p in points)
+    assert any(p.get(semconv.GEN_AI_PROVIDER_NAME) == "openai" for p in points)

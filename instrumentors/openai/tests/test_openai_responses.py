@@ -6,8 +6,10 @@ import asyncio
 import json
 
 import pydantic
+import pytest
 from openai import AsyncStream, Stream
-from openai.types.responses import ParsedResponse, Response
+pytest.importorskip("openai.types.responses", reason="the Responses API arrived in openai 1.66")
+from openai.types.responses import ParsedResponse, Response  # noqa: E402
 
 from genops_autoinstrument import config, semconv
 from genops_autoinstrument.api.testing import capture
