@@ -19,6 +19,15 @@ import sys
 from genops_autoinstrument import __version__
 
 _done = False
+_reported: set = set()
+
+# Length of a discovery.PluginInfo tuple (checked by the tests; discovery is not imported here).
+RECORD_LENGTH = 10
+_CONFLICTS = 9  # PluginInfo.conflicts: targets installed outside the plugin's range
+
+
+class UnsupportedSDKError(RuntimeError):
+    """``instrument()`` under ``GENOPS_FAIL_MODE=closed`` with an SDK outside its plugin's range."""
 
 _FALSE = ("0", "false", "no", "off")
 PLUGIN_GROUP = "genops_instrumentor"
@@ -103,6 +112,8 @@ def _plugins(cached: dict | None, env_valid: bool, paths: str | None = None, che
     """Plugin records (PluginInfo tuples), from the cache or from a fresh scan stored for next time."""
     from genops_autoinstrument.launch import startup_cache as bootcache
 
+    if cached is not None and any(len(record) == RECORD_LENGTH - 1 for record in cached.get("plugins", ())):
+        cached, env_valid = None, False  # written before PluginInfo.conflicts existed: scan again
     if cached is not None and env_valid:
         return list(cached["plugins"])
     if cached is not None:
@@ -170,6 +181,7 @@ def _install(check: "Callable[[list], list[str]]") -> None:
     contrib = environ.get("GENOPS_OTEL_INSTRUMENTORS", "").strip().lower() not in _FALSE
     finder = get_finder()
     records = [record for record in records if record[0] not in disabled]
+    unsupported = _unsupported(records, check is validate_or_exit)
     # A GenOps plugin owns its library: an OpenTelemetry instrumentor of the same library (the
     # official OpenAI one, say) is not activated beside it, so each call gets one GenAI span.
     owned = {module for record in records if record[2] == PLUGIN_GROUP for module in record[5]}
@@ -177,7 +189,7 @@ def _install(check: "Callable[[list], list[str]]") -> None:
         group, watched = record[2], record[5]
         if group == OTEL_GROUP and (not contrib or owned.intersection(watched)):
             continue
-        hook = _hook(record)
+        hook = _unsupported_hook(record) if record[1] in unsupported else _hook(record)
         for module_name in watched:
             finder.watch(module_name, hook)
     for module_name, function in _SERVER_HOOKS.items():
@@ -185,6 +197,49 @@ def _install(check: "Callable[[list], list[str]]") -> None:
     finder.install()
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":  # read as the SDK reads it
         sys.stderr.write(f"genops: warning: {OTEL_SDK_DISABLED_WARNING}\n")
+
+
+def _unsupported(records: list[tuple], exit_on_refusal: bool) -> set[str]:
+    """The GenOps plugins whose SDK is installed outside their range (decided from metadata at
+    discovery: the application may import the SDK long after start). Their calls would escape every
+    rule, so ``GENOPS_FAIL_MODE=closed`` refuses to start, as for any other set-up failure."""
+    found = [record for record in records if record[2] == PLUGIN_GROUP and len(record) > _CONFLICTS and record[_CONFLICTS]]
+    if not found or os.environ.get("GENOPS_FAIL_MODE", "").strip().lower() != "closed":
+        return {record[1] for record in found}
+    from genops_autoinstrument.launch.discovery import PluginInfo, unsupported_line
+
+    governed = governance_configured(os.environ)
+    lines = [unsupported_line(PluginInfo.from_tuple(record), governed) for record in found]
+    names = ",".join(record[0] for record in found)
+    line = (
+        f"genops-run: {'; '.join(lines)}; GENOPS_FAIL_MODE=closed refuses to run the program with ungoverned calls "
+        f"(install a version in the range, or set GENOPS_DISABLED_INSTRUMENTATIONS={names} to accept them ungoverned)"
+    )
+    if exit_on_refusal:
+        _exit_2(line)
+    raise UnsupportedSDKError(line.split(": ", 1)[1])
+
+
+def _unsupported_hook(record: tuple) -> "object":
+    """Instead of activation: say once per process, when the application imports the SDK, that its
+    calls are not governed and which configured rules they escape."""
+
+    def hook(module: object) -> None:
+        if record[1] in _reported:
+            return
+        _reported.add(record[1])
+        from genops_autoinstrument.launch.activation import configure_logging, log
+        from genops_autoinstrument.launch.discovery import PluginInfo, unsupported_line
+
+        configure_logging(os.environ.get("GENOPS_LOG_LEVEL", "").strip() or "warning")
+        info = PluginInfo.from_tuple(record)
+        governed = governance_configured(os.environ)
+        line = unsupported_line(info, governed)
+        if governed:
+            line += " (GENOPS_FAIL_MODE=closed would refuse to start)"
+        log.warning("plugin %s (%s %s) skipped: %s", info.name, info.dist, info.dist_version, line)
+
+    return hook
 
 
 # Built-in hooks (see server_hooks.py): watched names only, nothing imported until they load.

@@ -16,7 +16,8 @@ OTEL_GROUP = "opentelemetry_instrumentor"
 class PluginInfo:
     """What the bootstrap needs to know about one plugin, without importing it."""
 
-    __slots__ = ("name", "value", "group", "dist", "dist_version", "watched", "requirements", "error", "variables")
+    # The start-up cache stores these tuples: bootstrap.RECORD_LENGTH must follow a new slot.
+    __slots__ = ("name", "value", "group", "dist", "dist_version", "watched", "requirements", "error", "variables", "conflicts")
 
     def __init__(
         self,
@@ -29,6 +30,7 @@ class PluginInfo:
         requirements: tuple[str, ...] = (),
         error: str = "",
         variables: tuple[tuple[str, str, Any, str], ...] = (),
+        conflicts: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.name = name
         self.value = value
@@ -39,6 +41,7 @@ class PluginInfo:
         self.requirements = requirements
         self.error = error
         self.variables = variables
+        self.conflicts = conflicts  # (requirement, installed version) for each target out of range
 
     def to_tuple(self) -> tuple[Any, ...]:
         return tuple(getattr(self, slot) for slot in self.__slots__)
@@ -144,6 +147,7 @@ def scan(groups: Iterable[str] = (PLUGIN_GROUP,)) -> list[PluginInfo]:
                 info.requirements = requirements
                 info.watched = watched
                 info.variables = tuple(tuple(spec) for spec in getattr(plugin_class, "environment_variables", ()))
+                info.conflicts = version_conflicts(requirements)
             except Exception as error:  # a broken plugin is reported, never fatal
                 info.error = f"{type(error).__name__}: {error}"
             found.append(info)
@@ -171,6 +175,7 @@ def _describe_from_metadata(info: PluginInfo, dist: Any) -> None:
             info.error = f"{type(error).__name__}: {error}"
     info.requirements = tuple(requirements)
     info.watched = tuple(dict.fromkeys(modules))
+    info.conflicts = version_conflicts(requirements)
     if not requirements:
         info.error = info.error or "declares no 'instruments' extra; not activated lazily"
 
@@ -181,3 +186,53 @@ def unsatisfied(requirements: Iterable[str]) -> str | None:
 
     conflict = get_dependency_conflicts(list(requirements))
     return str(conflict) if conflict is not None else None
+
+
+def version_conflicts(requirements: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """``(requirement, installed version)`` for each target installed at a version outside the
+    plugin's range, read from installed metadata (the target is never imported), so that the
+    bootstrap can decide at start-up, before an application imports its SDK lazily. A target that
+    is not installed is no conflict: nothing can call it. Same test as activation's (OpenTelemetry's
+    ``get_dependency_conflicts``), so the two never disagree."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    found: list[tuple[str, str]] = []
+    for requirement in requirements:
+        try:
+            parsed = Requirement(requirement)
+        except InvalidRequirement:
+            continue  # reported by activation as a broken declaration
+        version = installed_version(parsed.name)
+        if version is None:
+            continue
+        try:
+            inside = parsed.specifier.contains(version)
+        except Exception:  # a version string that is not PEP 440: it cannot be known to fit
+            inside = False
+        if not inside:
+            found.append((str(requirement), version))
+    return tuple(found)
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def unsupported_line(info: PluginInfo, governed: Iterable[str] = ()) -> str:
+    """One sentence for a plugin whose SDK is installed outside its range, naming the configured
+    rules its calls escape, e.g. ``anthropic 0.30.0 is outside genops-instrumentation-anthropic's
+    range anthropic >= 1.0, < 3: its calls are not governed: GENOPS_BLOCKED_MODELS and
+    GENOPS_BUDGETS do not apply to them``."""
+    owner = info.dist or f"plugin {info.name!r}"
+    parts = []
+    for requirement, version in info.conflicts:
+        try:
+            name = requirement_name(requirement)
+        except Exception:
+            name = requirement
+        parts.append(f"{name} {version} is outside {owner}'s range {requirement}")
+    line = "; ".join(parts)
+    rules = list(governed)
+    if rules:
+        return f"{line}: its calls are not governed: {_listed(rules)} do{'es' if len(rules) == 1 else ''} not apply to them"
+    return f"{line}: its calls are not instrumented (no GenOps span, cost or policy)"

@@ -73,7 +73,8 @@ def prepare_environment(environ: dict[str, str] | os._Environ[str]) -> None:
 def check() -> int:
     """``--check``: validate everything and describe every plugin; 0 when all is well, else 2."""
     from genops_autoinstrument import config
-    from genops_autoinstrument.launch.discovery import OTEL_GROUP, PLUGIN_GROUP, installed_version, requirement_name, scan, unsatisfied
+    from genops_autoinstrument.launch.bootstrap import governance_configured
+    from genops_autoinstrument.launch.discovery import OTEL_GROUP, PLUGIN_GROUP, installed_version, requirement_name, scan, unsatisfied, unsupported_line
 
     status = 0
     print(f"GenOps AutoInstrument {__version__} ({sys.executable}, Python {sys.version.split()[0]})")
@@ -143,6 +144,11 @@ def check() -> int:
             verdict = "skipped: a GenOps plugin instruments the same library"
         elif not info.watched:
             verdict = "skipped: target not installed"
+        elif info.conflicts and info.group == PLUGIN_GROUP:
+            verdict = f"skipped: unsupported version: {unsupported_line(info, governance_configured(os.environ))}"
+            if settings is not None and settings.enabled and settings.fail_mode == "closed":
+                verdict += "\n      GENOPS_FAIL_MODE=closed: genops-run refuses to start programs here (or disable the plugin)"
+                status = EXIT_CONFIG
         else:
             problem = unsatisfied(info.requirements)
             if problem and "not found" in problem.lower():

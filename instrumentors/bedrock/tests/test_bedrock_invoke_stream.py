@@ -169,12 +169,24 @@ def test_stream_error_mid_stream(bedrock, server, settings, frames):
 
 
 def test_stream_dropped_connection_ends_the_call_once(bedrock, server, settings, frames):
-    """botocore ends an EventStream quietly when the connection drops mid-frame; so does the proxy."""
+    """botocore ends an EventStream quietly when the connection drops mid-frame (older botocore
+    raises urllib3's ProtocolError instead); the proxy does the same, and the call ends once."""
+    from urllib3.exceptions import ProtocolError
+
     bodies, framed = claude_chunks(frames)
     server.reply_stream(framed, truncate=True)
+    received: list = []
+    raised = None
     with capture(settings) as rec:
-        received = decode(stream(bedrock)["body"])
+        body = stream(bedrock)["body"]
+        try:
+            for event in body:
+                received.append(json.loads(event["chunk"]["bytes"]))
+        except ProtocolError as error:
+            raised = error
         (span,) = rec.spans()
     assert 0 < len(received) < len(bodies) and received == bodies[: len(received)]
     assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 325
     assert semconv.GEN_AI_RESPONSE_FINISH_REASONS not in span.attributes
+    if raised is not None:
+        assert span.attributes[semconv.ERROR_TYPE].endswith("ProtocolError")

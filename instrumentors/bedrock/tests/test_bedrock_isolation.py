@@ -103,9 +103,15 @@ def test_other_services_untouched_and_unrecorded(server, instrumented, settings,
 
 
 def test_other_bedrock_runtime_operations_pass_through(bedrock, server, settings):
-    server.reply_json({"inputTokens": 12})
-    with capture(settings) as rec:
-        assert bedrock.count_tokens(modelId=MODEL, input={"converse": {"messages": MESSAGES}})["inputTokens"] == 12
+    if hasattr(bedrock, "count_tokens"):
+        server.reply_json({"inputTokens": 12})
+        with capture(settings) as rec:
+            assert bedrock.count_tokens(modelId=MODEL, input={"converse": {"messages": MESSAGES}})["inputTokens"] == 12
+    else:  # botocore before CountTokens (the plugin's range starts earlier): ApplyGuardrail instead
+        server.reply_json({"action": "NONE", "outputs": [], "assessments": [], "usage": {}})
+        with capture(settings) as rec:
+            answer = bedrock.apply_guardrail(guardrailIdentifier="g", guardrailVersion="1", source="INPUT", content=[{"text": {"text": "hi"}}])
+            assert answer["action"] == "NONE"
     assert rec.spans() == []
 
 

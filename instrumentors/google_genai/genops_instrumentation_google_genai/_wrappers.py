@@ -10,6 +10,7 @@ variable) and change nothing else.
 from __future__ import annotations
 
 import contextvars
+import inspect
 from typing import Any
 
 from genops_autoinstrument.api import (
@@ -224,7 +225,50 @@ def mark_stream_round(wrapped: Any, instance: Any, args: tuple, kwargs: dict) ->
 
 def mark_stream_request(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     """``_generate_content_stream``: a new round on SDKs without continuation-aware streams (< 3);
-    on 3.x the continuation stream around this request has marked it."""
+    on 3.x the continuation stream around this request has marked it.
+
+    Before 3.x the SDK's automatic function calling does not yield a round's function-call chunks
+    to the application, so the round's usage is read from the request's own chunks here."""
     if hasattr(type(instance), CONTINUATION):
         return wrapped(*args, **kwargs)
-    return mark_stream_round(wrapped, instance, args, kwargs)
+    rounds = _rounds.get()
+    stream = mark_stream_round(wrapped, instance, args, kwargs)
+    if rounds is None:
+        return stream
+    if inspect.isawaitable(stream):  # AsyncModels: a coroutine that returns the async iterator
+        return _await_round_chunks(stream, rounds)
+    return _round_chunks(stream, rounds)
+
+
+def _note(rounds: Rounds, chunk: Any) -> None:
+    try:
+        rounds.latest(get(chunk, "usage_metadata"))
+    except Exception as error:  # pragma: no cover - defensive
+        internal_error("google_genai round", error)
+
+
+def _round_chunks(stream: Any, rounds: Rounds) -> Any:
+    """The request's chunks, unchanged, each one's running usage noted for its round."""
+    try:
+        for chunk in stream:
+            _note(rounds, chunk)
+            yield chunk
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
+async def _await_round_chunks(coroutine: Any, rounds: Rounds) -> Any:
+    return _async_round_chunks(await coroutine, rounds)
+
+
+async def _async_round_chunks(stream: Any, rounds: Rounds) -> Any:
+    try:
+        async for chunk in stream:
+            _note(rounds, chunk)
+            yield chunk
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()

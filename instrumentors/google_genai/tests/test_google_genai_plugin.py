@@ -23,7 +23,7 @@ def test_entry_points_name_the_plugin_class():
     assert otel["genops_google_genai"].load() is GoogleGenAIInstrumentor
     instrumentor = GoogleGenAIInstrumentor()
     assert instrumentor.watched_modules == ("google.genai",)
-    assert list(instrumentor.instrumentation_dependencies()) == ["google-genai >= 1.0, < 4"]
+    assert list(instrumentor.instrumentation_dependencies()) == ["google-genai >= 1.52, < 4"]
 
 
 def test_importing_the_plugin_does_not_import_the_sdk():
@@ -36,9 +36,12 @@ def test_importing_the_plugin_does_not_import_the_sdk():
 def test_instrument_and_uninstrument_wrap_and_restore(instrumented):
     from google.genai import models
 
-    names = ("generate_content", "generate_content_stream", "embed_content", "_generate_content")
+    names = ("generate_content", "generate_content_stream", "embed_content", "_generate_content", "_generate_content_stream")
+    # The continuation-aware stream exists from google-genai 3.0; older SDKs stream through the
+    # per-request helper alone (the plugin's declared range starts before 3.0).
+    continuation = ("_generate_content_stream_with_continuation",) if "_generate_content_stream_with_continuation" in models.Models.__dict__ else ()
     for cls in (models.Models, models.AsyncModels):
-        for name in names + ("_generate_content_stream_with_continuation",):
+        for name in names + continuation:
             assert is_genops_wrapped(cls.__dict__[name]), (cls.__name__, name)
     originals = {(cls, name): cls.__dict__[name].__wrapped__ for cls in (models.Models, models.AsyncModels) for name in names}
     instrumented.uninstrument()
