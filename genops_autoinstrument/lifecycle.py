@@ -36,6 +36,11 @@ registers an exit handler while multiprocessing is loaded), so every exit handle
 idempotent. :func:`run_exit_handlers` runs them on demand (a server that re-raises a signal, or
 GenOps' own SIGTERM handler).
 
+Python 3.12.0 and 3.12.1 refuse to start a thread once the interpreter is shutting down, which
+is when the exit handlers run: :func:`run_bounded` runs work on a helper thread where it can, and
+on the calling thread where it cannot (the work then bounds its own waits, see
+:func:`exit_seconds_left`).
+
 A leaf module, like ``diagnostics``: every layer registers here (governance too, which must not
 import the engine).
 """
@@ -45,8 +50,9 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 __all__ = [
     "FORK_DEFERRED",
@@ -64,6 +70,8 @@ __all__ = [
     "run_exit_handlers",
     "set_exit_budget",
     "exit_seconds_left",
+    "start_or_run",
+    "run_bounded",
 ]
 
 FORK_DEFERRED = 10
@@ -195,3 +203,52 @@ def run_exit_handlers(seconds: float | None = None) -> None:
         _run(_exit, "exit handler")
     finally:
         _exit_deadline = None
+
+
+class _RanHere:
+    """What :func:`start_or_run` returns for work that already ran on the calling thread: a
+    thread's ``join`` and ``is_alive``, alive when the work gave up waiting (as a thread abandoned
+    at its deadline would be)."""
+
+    daemon = True
+
+    def __init__(self, name: str, gave_up: bool) -> None:
+        self.name = name
+        self._gave_up = gave_up
+
+    def join(self, timeout: float | None = None) -> None:
+        """Nothing to wait for: the work ran before this was returned."""
+
+    def is_alive(self) -> bool:
+        return self._gave_up
+
+
+def start_or_run(work: Callable[[], Any], name: str, inline: Callable[[], Any] | None = None) -> Any:
+    """Start ``work`` on a daemon thread named ``name`` and return the thread; where no thread can
+    start (interpreter shutdown on Python 3.12.0-3.12.1, a sandbox), run ``inline`` (default:
+    ``work``) on the calling thread instead and return a stand-in with ``join`` and ``is_alive``.
+    ``inline`` bounds the waits a thread would have been abandoned in, and returns False when one
+    ran out. Its exceptions are logged, never raised."""
+    try:
+        worker = threading.Thread(target=work, name=name, daemon=True)
+        worker.start()
+        return worker
+    except RuntimeError:  # "can't create new thread at interpreter shutdown", or no threads left
+        pass
+    try:
+        ended = (inline or work)()
+    except Exception as error:
+        from genops_autoinstrument.diagnostics import internal_error
+
+        internal_error(name, error)
+        ended = True  # it failed, it is not still waiting
+    return _RanHere(name, ended is False)
+
+
+def run_bounded(work: Callable[[], Any], seconds: float, name: str, inline: Callable[[], Any] | None = None) -> bool:
+    """Run ``work`` on a helper thread and wait ``seconds`` at most (then abandon it, a daemon);
+    where no thread can start, run ``inline`` (default: ``work``) here, as :func:`start_or_run`.
+    True if it ended in time."""
+    worker = start_or_run(work, name, inline)
+    worker.join(max(0.0, seconds))
+    return not worker.is_alive()

@@ -3,18 +3,19 @@
 Read-only and bounded: a SQLite file is opened read-only (never created) and a Redis server gets
 a connection, its ``AUTH``/``SELECT`` and one ``PING``, each bounded by ``GENOPS_LEDGER_TIMEOUT_MS``;
 the whole probe runs in a daemon thread that is waited for at most three timeouts (name
-resolution is not covered by socket timeouts). Nothing here is on an application's path.
+resolution is not covered by socket timeouts), or on the calling thread where none can start.
+Nothing here is on an application's path.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from genops_autoinstrument import lifecycle
 from genops_autoinstrument.config.ledger_url import redact, sqlite_path
 
 # What a server says when the setting itself is wrong (not merely unreachable).
@@ -44,9 +45,8 @@ def probe_ledger(url: str, timeout_ms: int) -> Probe:
         pass
     result: list[Probe] = []
     started = time.monotonic()
-    worker = threading.Thread(target=lambda: result.append(_safely(target, url, timeout_ms)), daemon=True, name="genops-check-ledger")
-    worker.start()
-    worker.join(3 * timeout_ms / 1000)
+    # On a daemon thread (abandoned after three timeouts), or here where no thread can start.
+    lifecycle.run_bounded(lambda: result.append(_safely(target, url, timeout_ms)), 3 * timeout_ms / 1000, "genops-check-ledger")
     if not result:
         return Probe(False, f"{redact(url)} did not answer within {3 * timeout_ms} ms (3 x GENOPS_LEDGER_TIMEOUT_MS)")
     probe = result[0]

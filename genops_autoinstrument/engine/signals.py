@@ -10,7 +10,8 @@ still wait in a batch are lost. Where the application left the default, GenOps i
    GenOps' tracer;
 2. runs GenOps' exit handlers (queued records, summary, exporters) within
    ``GENOPS_EXIT_FLUSH_SECONDS``, on a helper thread, since the main thread may have been
-   interrupted holding a lock the flush needs;
+   interrupted holding a lock the flush needs (where no thread can start, on the main thread,
+   every wait bounded: :func:`shut_down_here`);
 3. restores the default disposition and sends the signal again, so the process ends as it would
    have: killed by SIGTERM (a second SIGTERM meanwhile kills it at once).
 
@@ -30,6 +31,7 @@ raises KeyboardInterrupt where Python's default would.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import signal
@@ -45,7 +47,7 @@ from genops_autoinstrument import lifecycle, semconv
 
 log = logging.getLogger("genops")
 
-__all__ = ["install", "track_stream", "interrupt_streams", "InFlightSpans"]
+__all__ = ["install", "track_stream", "interrupt_streams", "InFlightSpans", "shut_down_here"]
 
 
 class Interrupted(BaseException):
@@ -193,7 +195,8 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
 
 
 def _on_helper_thread(work: Callable[[], Any], seconds: float) -> None:
-    """Run ``work`` off the interrupted main thread, waiting ``seconds`` at most."""
+    """Run ``work`` off the interrupted main thread, waiting ``seconds`` at most; where no thread
+    can start (a signal during interpreter shutdown), here: ``work`` bounds its own waits."""
     def run() -> None:
         try:
             work()
@@ -202,12 +205,38 @@ def _on_helper_thread(work: Callable[[], Any], seconds: float) -> None:
 
             internal_error("signal flush", error)
 
+    lifecycle.run_bounded(run, seconds + 0.1, "genops-signal-flush")
+
+
+def shut_down_here(provider: Any, seconds: float) -> bool:
+    """Flush and shut down ``provider`` on the calling thread within ``seconds``: the exit flush
+    where no thread can start (Python 3.12.0-3.12.1 at interpreter shutdown).
+
+    The SDK's own threads, started long before (each batch span processor's, each periodic
+    reader's), still export; only the waits for them are bounded here. A ``MeterProvider`` takes
+    a timeout; a ``TracerProvider`` does not (its batch processors would wait 30 s each), so its
+    processors are shut down in order, each batch processor within what is left. A collector
+    still unanswered then is abandoned on the SDK's daemon thread, as on GenOps' own: False."""
+    deadline = time.monotonic() + seconds
+
+    def left_ms() -> float:
+        return max(0.0, deadline - time.monotonic()) * 1000
+
     try:
-        helper = threading.Thread(target=run, name="genops-signal-flush", daemon=True)
-        helper.start()
-        helper.join(seconds + 0.1)
-    except Exception:  # pragma: no cover - no threads at this point: the signal goes ahead
-        pass
+        processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", None)
+        if "timeout_millis" in inspect.signature(provider.shutdown).parameters:  # MeterProvider
+            provider.shutdown(timeout_millis=left_ms())
+        elif processors is None:  # pragma: no cover - an SDK whose internals moved: its own waits
+            provider.shutdown()
+        for processor in processors or ():  # in order: GenOps' queued spans end before the exporters flush
+            batch = getattr(processor, "_batch_processor", None)
+            if batch is not None:
+                batch.shutdown(timeout_millis=left_ms())  # joins its worker, which exports what is queued
+            else:
+                processor.shutdown()
+    except Exception as error:  # exporter failures at exit, or a deadline passed
+        log.debug("GenOps telemetry shutdown: %r", error)
+    return time.monotonic() < deadline  # a wait that ran out took the rest of the time
 
 
 def _die_by(signum: int) -> None:

@@ -319,6 +319,28 @@ def test_processes_spend_the_budget_exactly_never_over_on_the_cluster(cluster_ur
 
 
 # --- rediss:// with a password -----------------------------------------------------------------------
+CA_CONFIG = """\
+[req]
+distinguished_name = name
+prompt = no
+[name]
+CN = GenOps test CA
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+"""
+SERVER_EXTENSIONS = """\
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid, issuer
+"""
+
+
 def _openssl(openssl: str, folder: Path, *args: str) -> None:
     done = subprocess.run([openssl, *args], cwd=folder, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -331,12 +353,17 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, 
     import redis
 
     folder = tmp_path_factory.mktemp("redis-tls")
-    _openssl(openssl, folder, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=GenOps test CA",
-             "-keyout", "ca.key", "-out", "ca.pem")
-    _openssl(openssl, folder, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr")
-    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    # Certificates that pass strict X.509 checks (Python 3.13's default contexts verify with
+    # VERIFY_X509_STRICT): a CA with critical basicConstraints, keyUsage and a key identifier, a
+    # server certificate naming its issuer's key, whatever the system's openssl.cnf adds or not.
+    (folder / "ca.cnf").write_text(CA_CONFIG)
+    (folder / "server.ext").write_text(SERVER_EXTENSIONS)
+    _openssl(openssl, folder, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-config", "ca.cnf",
+             "-extensions", "ca", "-keyout", "ca.key", "-out", "ca.pem")
+    _openssl(openssl, folder, "req", "-newkey", "rsa:2048", "-nodes", "-config", "ca.cnf", "-subj", "/CN=127.0.0.1",
+             "-keyout", "server.key", "-out", "server.csr")
     _openssl(openssl, folder, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-days", "2", "-extfile", "san.ext", "-out", "server.pem")
+             "-days", "2", "-extfile", "server.ext", "-out", "server.pem")
     port = _free_port()
     process = subprocess.Popen(
         [server, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--tls-cert-file", str(folder / "server.pem"),

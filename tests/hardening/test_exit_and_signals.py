@@ -409,3 +409,143 @@ time.sleep(60)
     process, _, _, err = _signalled(site, program, env, signal.SIGTERM)
     assert process.returncode == -signal.SIGTERM, (process.returncode, err)
     assert _completed(collector) == [f"model-{index}" for index in range(CALLS)]
+
+
+# --- no thread can start at exit (issue 13: Python 3.12.0-3.12.1 at interpreter shutdown) ----------
+
+REFUSE_THREADS = '''
+import threading
+
+def _refuse(self):
+    raise RuntimeError("can't create new thread at interpreter shutdown")
+'''
+# The application's atexit handler is registered after GenOps' (GenOps registers at its first
+# call), so it runs first: from then on no thread can start, as on Python 3.12.0-3.12.1 during
+# interpreter shutdown (where these programs need no help to fail so).
+NO_THREADS_AT_EXIT = SHORT_PROGRAM + REFUSE_THREADS + '''
+import atexit
+atexit.register(lambda: setattr(threading.Thread, "start", _refuse))
+'''
+
+
+def test_with_no_thread_at_exit_a_reachable_collector_still_gets_everything(site, collector):
+    env = _env(site, collector.endpoint, OTEL_BSP_SCHEDULE_DELAY="60000", OTEL_METRIC_EXPORT_INTERVAL="60000")
+    elapsed, lines, stderr = _exit_after_last_line(_start(site, NO_THREADS_AT_EXIT, env))
+    assert lines[-1] == "last line" and elapsed < EXIT_SECONDS + SLACK, (elapsed, stderr)
+    assert "Traceback" not in stderr and "thread" not in stderr, stderr
+    assert sorted(collector.by_model()) == [f"model-{index}" for index in range(CALLS)]
+    assert "gen_ai.client.token.usage" in collector.metrics and "gen_ai.client.operation.duration" in collector.metrics
+
+
+def test_with_no_thread_at_exit_a_hanging_collector_still_bounds_the_exit(site, hanging_endpoint):
+    elapsed, lines, stderr = _exit_after_last_line(_start(site, NO_THREADS_AT_EXIT, _env(site, hanging_endpoint)))
+    assert lines[-1] == "last line", (lines, stderr)
+    assert elapsed < EXIT_SECONDS + SLACK, f"{elapsed:.2f}s from the last line to the exit\n{stderr}"
+    assert "gave up flushing telemetry" in stderr and "Traceback" not in stderr, stderr
+
+
+def test_with_no_thread_a_sigterm_still_exports_and_dies_by_sigterm(site, collector):
+    """The signal's flush runs on the main thread itself when no helper thread can start."""
+    program = IN_FLIGHT.replace('print("ready", flush=True)', REFUSE_THREADS + 'threading.Thread.start = _refuse\nprint("ready", flush=True)')
+    env = _env(site, collector.endpoint, OTEL_BSP_SCHEDULE_DELAY="60000", OTEL_METRIC_EXPORT_INTERVAL="60000")
+    process, elapsed, _, err = _signalled(site, program, env, signal.SIGTERM, "stream")
+    assert process.returncode == -signal.SIGTERM and err == "", (process.returncode, err)
+    assert _completed(collector) == [f"model-{index}" for index in range(CALLS)]
+    assert collector.by_model()["streamed"]["attributes"]["error.type"] == "interrupted"
+    assert "gen_ai.client.token.usage" in collector.metrics
+    assert elapsed < SIGNAL_SECONDS + SLACK
+
+
+class _Exporter:
+    """A span and metric exporter whose collector answers only once ``release`` is set."""
+
+    def __init__(self, answering: bool) -> None:
+        self.release = threading.Event()
+        if answering:
+            self.release.set()
+        self.exporting = threading.Event()
+        self.exported: list[Any] = []
+        self._preferred_temporality: dict[Any, Any] = {}
+        self._preferred_aggregation: dict[Any, Any] = {}
+
+    def export(self, batch: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
+        self.exporting.set()
+        self.release.wait(60)
+        self.exported.append(batch)
+        return None
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
+
+
+def _provider(kind: str, exporter: _Exporter) -> Any:
+    """A tracer or meter provider whose batch processor or periodic reader waits a minute to export,
+    with one span or one counter record waiting."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    if kind == "traces":
+        tracer_provider = TracerProvider(shutdown_on_exit=False)
+        tracer_provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))  # type: ignore[arg-type]
+        tracer_provider.get_tracer("test").start_span("one").end()
+        return tracer_provider
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=60_000)  # type: ignore[arg-type]
+    meter_provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    meter_provider.get_meter("test").create_counter("calls").add(1)
+    return meter_provider
+
+
+@pytest.mark.parametrize("kind", ["traces", "metrics"])
+def test_shutting_down_on_the_calling_thread_is_bounded(kind):
+    """The flush that runs where no thread can start waits for the SDK's own exporting threads
+    at most as long as it is given, and says it gave up."""
+    from genops_autoinstrument.engine.signals import shut_down_here
+
+    exporter = _Exporter(answering=False)
+    provider = _provider(kind, exporter)
+    started = time.monotonic()
+    try:
+        assert shut_down_here(provider, 0.5) is False
+        elapsed = time.monotonic() - started
+        assert exporter.exporting.is_set()  # the SDK's own thread did try to export
+        assert elapsed < 0.5 + 10, elapsed  # bounded (the SDK's own waits are 30 s)
+    finally:
+        exporter.release.set()
+
+
+@pytest.mark.parametrize("kind", ["traces", "metrics"])
+def test_shutting_down_on_the_calling_thread_exports_everything(kind):
+    from genops_autoinstrument.engine.signals import shut_down_here
+
+    exporter = _Exporter(answering=True)
+    provider = _provider(kind, exporter)
+    assert shut_down_here(provider, 10.0) is True
+    if kind == "traces":
+        assert [span.name for batch in exporter.exported for span in batch] == ["one"]
+    else:
+        names = [metric.name for data in exporter.exported for resource in data.resource_metrics for scope in resource.scope_metrics for metric in scope.metrics]
+        assert names == ["calls"]
+
+
+def test_work_runs_here_when_no_thread_can_start(monkeypatch):
+    from genops_autoinstrument import lifecycle
+
+    ran: list[str] = []
+    assert lifecycle.run_bounded(lambda: ran.append(threading.current_thread().name), 5.0, "genops-test")
+    assert ran == ["genops-test"]  # a thread where one can start
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    here = threading.current_thread().name
+    assert lifecycle.run_bounded(lambda: ran.append(threading.current_thread().name), 5.0, "genops-test")
+    assert ran[-1] == here
+    # The inline variant says when it gave up waiting: the stand-in is then "still alive".
+    assert lifecycle.run_bounded(lambda: None, 5.0, "genops-test", inline=lambda: False) is False
+    assert lifecycle.start_or_run(lambda: None, "genops-test", inline=lambda: True).is_alive() is False

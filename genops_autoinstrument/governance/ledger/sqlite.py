@@ -56,9 +56,11 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS rates (key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_at REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS alerts (key TEXT PRIMARY KEY, expires_at REAL)",
 )
-_FIGURES = (  # one bucket's pair; ?1 is the time, ?k the key
-    "(SELECT spent FROM buckets WHERE key = ?{k} AND (expires_at IS NULL OR expires_at > ?1)),"
-    " (SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE key = ?{k} AND expires_at > ?1)"
+# One bucket's pair; :now is the time, :k<i> the key. Named, with a mapping: numbered placeholders
+# (?1) count as named for the sqlite3 module, which deprecates binding them from a sequence (3.12).
+_FIGURES = (
+    "(SELECT spent FROM buckets WHERE key = :k{k} AND (expires_at IS NULL OR expires_at > :now)),"
+    " (SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE key = :k{k} AND expires_at > :now)"
 )
 _abandoned: list[Any] = []  # connections inherited over fork: never closed in the child
 _opening = threading.Lock()  # one file creation + connection at a time in this process (see _connect)
@@ -68,7 +70,7 @@ _opening = threading.Lock()  # one file creation + connection at a time in this 
 def _sql(kind: str, rows: int) -> str:
     """One statement for ``rows`` buckets, reservations or windows (of every operation of a batch)."""
     if kind == "figures":
-        return "SELECT " + ", ".join(_FIGURES.format(k=i + 2) for i in range(rows))
+        return "SELECT " + ", ".join(_FIGURES.format(k=i) for i in range(rows))
     if kind == "reserve":
         return "INSERT OR REPLACE INTO reservations (id, key, amount, expires_at, holder) VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
     if kind == "drop":
@@ -353,7 +355,9 @@ class SqliteLedger(Ledger):
     def _figures(conn: sqlite3.Connection, keys: Sequence[str], now: float) -> dict[str, Figures]:
         if not keys:
             return {}
-        row = conn.execute(_sql("figures", len(keys)), (now, *keys)).fetchone()
+        named = {f"k{i}": key for i, key in enumerate(keys)}
+        named["now"] = now
+        row = conn.execute(_sql("figures", len(keys)), named).fetchone()
         return {key: Figures(row[2 * i] or 0, row[2 * i + 1] or 0) for i, key in enumerate(keys)}
 
     def _purge(self, conn: sqlite3.Connection, now: float, count: int) -> None:

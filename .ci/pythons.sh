@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The whole test suite on the oldest and the newest Python this machine has (issue 13), each in a
+# venv of its own (.venv-py3.X) set up by .ci/test.sh exactly as the main run is, with deprecation
+# warnings raised from the project's own modules (genops_autoinstrument, the genops_instrumentation_*
+# plugins) turned into errors: a deprecation there is fixed before the Python that removes it.
+#   bash .ci/pythons.sh [pytest arguments...]        (default: -q)
+#   PYTHONS_DRY_RUN=1 bash .ci/pythons.sh            (which Pythons, and the commands; runs nothing)
+# Pythons are looked for in pyenv's versions and as python3.X on PATH; CPython only, from the
+# oldest version pyproject.toml's requires-python allows.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+[ $# -gt 0 ] || set -- -q
+
+# The oldest minor version the project supports, from requires-python = ">=3.X".
+oldest_supported=$(sed -n 's/^requires-python *= *">= *3\.\([0-9][0-9]*\).*/\1/p' pyproject.toml | head -n 1)
+oldest_supported=${oldest_supported:-10}
+
+# Every candidate interpreter: pyenv's versions, then python3.X on PATH.
+candidates=()
+pyenv_root=${PYENV_ROOT:-}
+if [ -z "$pyenv_root" ] && command -v pyenv >/dev/null 2>&1; then
+    pyenv_root=$(pyenv root 2>/dev/null || true)
+fi
+pyenv_root=${pyenv_root:-$HOME/.pyenv}
+for candidate in "$pyenv_root"/versions/*/bin/python3; do
+    [ -x "$candidate" ] && candidates+=("$candidate")
+done
+for minor in $(seq "$oldest_supported" 30); do
+    found=$(command -v "python3.$minor" 2>/dev/null) && candidates+=("$found")
+done
+
+# minor version -> interpreter (the newest patch release of each minor; CPython, not free-threaded).
+declare -A by_minor=() patch_of=()
+for candidate in "${candidates[@]}"; do
+    info=$("$candidate" -c 'import sys, sysconfig
+free = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+print(sys.implementation.name, sys.version_info[1], sys.version_info[2], int(free))' 2>/dev/null) || continue
+    read -r implementation minor patch free <<<"$info"
+    [ "$implementation" = cpython ] && [ "$free" = 0 ] && [ "$minor" -ge "$oldest_supported" ] || continue
+    if [ -z "${by_minor[$minor]:-}" ] || [ "$patch" -gt "${patch_of[$minor]}" ]; then
+        by_minor[$minor]=$candidate
+        patch_of[$minor]=$patch
+    fi
+done
+
+if [ ${#by_minor[@]} -eq 0 ]; then
+    echo "error: no CPython 3.$oldest_supported or newer found (pyenv versions or python3.X on PATH)" >&2
+    exit 1
+fi
+minors=$(printf '%s\n' "${!by_minor[@]}" | sort -n)
+oldest=$(head -n 1 <<<"$minors")
+newest=$(tail -n 1 <<<"$minors")
+echo "Pythons found: $(for m in $minors; do printf '3.%s.%s ' "$m" "${patch_of[$m]}"; done)"
+if [ "$oldest" != "$oldest_supported" ]; then
+    echo "skipped: Python 3.$oldest_supported (the oldest the project supports) is not on this machine; the oldest run is on 3.$oldest"
+fi
+targets=("$oldest")
+if [ "$newest" = "$oldest" ]; then
+    echo "skipped: only one Python version (3.$oldest) is on this machine: no separate newest run"
+else
+    targets+=("$newest")
+fi
+
+failed=()
+for minor in "${targets[@]}"; do
+    python=${by_minor[$minor]}
+    echo "=== Python 3.$minor.${patch_of[$minor]} ($python): the whole suite, project deprecations as errors"
+    if [ "${PYTHONS_DRY_RUN:-}" = 1 ]; then  # only say what would run
+        echo "TEST_PYTHON=$python TEST_VENV=$root/.venv-py3.$minor bash .ci/test.sh -W error::DeprecationWarning:genops_ $*"
+        continue
+    fi
+    if TEST_PYTHON=$python TEST_VENV="$root/.venv-py3.$minor" bash .ci/test.sh -W "error::DeprecationWarning:genops_" "$@"; then
+        echo "=== Python 3.$minor: passed"
+    else
+        echo "=== Python 3.$minor: FAILED"
+        failed+=("3.$minor")
+    fi
+done
+
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "failed on Python ${failed[*]}" >&2
+    exit 1
+fi
+if [ "${PYTHONS_DRY_RUN:-}" = 1 ]; then
+    echo "dry run: nothing was run"
+else
+    echo "passed on Python $(printf '3.%s ' "${targets[@]}")"
+fi
