@@ -25,6 +25,7 @@ __all__ = [
     "record_eval",
     "instrument",
     "policy_decision",
+    "flush",
 ]
 
 _LAZY = {
@@ -43,6 +44,7 @@ _LAZY = {
     "record_eval": "application.records",
     "instrument": "application.start",
     "policy_decision": "application.errors",
+    "flush": "application.flushing",
 }
 
 if False:  # pragma: no cover - names for type checkers, without importing typing at start-up
@@ -50,6 +52,7 @@ if False:  # pragma: no cover - names for type checkers, without importing typin
     from genops_autoinstrument.api.instrumentor import GenOpsInstrumentor
     from genops_autoinstrument.application.checks import check
     from genops_autoinstrument.application.errors import policy_decision
+    from genops_autoinstrument.application.flushing import flush
     from genops_autoinstrument.application.records import record_eval, track_cost
     from genops_autoinstrument.application.scopes import attribution, track
     from genops_autoinstrument.application.start import instrument

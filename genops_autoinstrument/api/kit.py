@@ -7,8 +7,10 @@ stream proxy); the kit does the rest, the same way for every provider, sync and 
 1. prepare; if that fails (an odd argument, a new SDK shape), call through unrecorded;
 2. :func:`~genops_autoinstrument.engine.runtime.begin_call` with the plugin's native block error
    (the policy block is the only exception the application can get from GenOps);
-3. run the SDK call with the call's span current (an SDK error ends the call and is re-raised
-   unchanged);
+3. run the SDK call as a recorded call (:func:`~genops_autoinstrument.engine.call.in_recorded_call`
+   is true inside it, in GenOps' own context; the call's span is never made OpenTelemetry's
+   current span, so the SDK sends and traces what it does bare); an SDK error ends the call and
+   is re-raised unchanged;
 4. read the result; if reading fails, finish the call without facts and give the application
    its result untouched.
 

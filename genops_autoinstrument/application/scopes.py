@@ -160,6 +160,10 @@ class track(_Block):  # noqa: N801 - used like a function: `with track("rag-quer
     """A unit of work: one span for the block, the parent of every model call inside, which at
     its end carries their rolled-up cost, tokens and number of calls.
 
+    The unit's span is a child of the application's current span. It is the parent of GenOps'
+    spans inside the block through GenOps' own context, never OpenTelemetry's current span: the
+    application's own spans and the SDK's requests inside the block stay as they are bare.
+
     ``max_cost`` (USD) caps the unit: the first model call that would take it over the cap (by
     the budgets' reservation estimate) is refused with the provider's native budget error, and
     nothing is sent. Attribution keywords work as in :class:`attribution`.
@@ -175,8 +179,6 @@ class track(_Block):  # noqa: N801 - used like a function: `with track("rag-quer
         self._keys = attribution_keys(keys)
 
     def _enter(self) -> Any:
-        from opentelemetry import context, trace
-
         from genops_autoinstrument.application.propagation import ensure_propagation
         from genops_autoinstrument.engine import application
         from genops_autoinstrument.engine.runtime import get_engine
@@ -184,21 +186,14 @@ class track(_Block):  # noqa: N801 - used like a function: `with track("rag-quer
         ensure_propagation()
         engine = get_engine()
         unit = application.open_unit(engine, self._name, application.attribution_now(engine, self._keys), self._max_cost)
-        token = enter_scope(self._keys, unit)
-        context_token = context.attach(trace.set_span_in_context(unit.span))
-        return engine, unit, token, context_token
+        return engine, unit, enter_scope(self._keys, unit)
 
     def _exit(self, state: Any, error: BaseException | None) -> None:
-        from opentelemetry import context
-
         from genops_autoinstrument.engine import application
 
-        engine, unit, token, context_token = state
+        engine, unit, token = state
         self._last_unit = unit
-        try:
-            context.detach(context_token)
-        finally:
-            exit_scope(token)
+        exit_scope(token)
         application.close_unit(engine, unit, error)
 
     @property

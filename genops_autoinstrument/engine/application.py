@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from genops_autoinstrument import semconv
-from genops_autoinstrument.engine.call import CallRequest
+from genops_autoinstrument.engine.call import CallRequest, current_call_span
 from genops_autoinstrument.engine.engine import Engine, error_type
 from genops_autoinstrument.engine.units import Unit, current_scope, current_unit
 from genops_autoinstrument.governance.decisions import ALLOWED, Decision
@@ -146,10 +146,15 @@ def check(engine: Engine, model: str | None, provider: str | None, max_output_to
 
 
 def _current_span(trace: Any, unit: Unit | None) -> Any:
-    span = trace.get_current_span()
-    if span.get_span_context().is_valid and span.is_recording():
+    """The model call running here (an SDK hook inside it), else the innermost unit, else the
+    application's current span: GenOps' own spans are in GenOps' context, never OpenTelemetry's."""
+    span = current_call_span()
+    if span is not None and span.is_recording():
         return span
-    return unit.span if unit is not None else None
+    if unit is not None:
+        return unit.span
+    span = trace.get_current_span()
+    return span if span.get_span_context().is_valid and span.is_recording() else None
 
 
 def _span_model(span: Any) -> str | None:

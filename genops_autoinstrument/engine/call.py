@@ -3,14 +3,16 @@
 A plugin describes the request (:class:`CallRequest`), calls
 :func:`~genops_autoinstrument.engine.runtime.begin_call`, runs the SDK call
 with the returned :class:`Call` active, and reports the response with :meth:`Call.finish` or the
-error with :meth:`Call.fail`. The engine does everything else, once, for every provider: the
+error with :meth:`Call.fail`. "Active" is GenOps' own context (:func:`in_recorded_call`): the
+call's span is never made OpenTelemetry's current span, so the SDK sends no trace header it
+would not send bare and the spans it opens keep their bare parent. The engine does everything else, once, for every provider: the
 policy decision and budget reservation before the call (which may raise the plugin's native
 policy error), the span, attribution, pricing, metrics, budget reconciliation and the summary.
 
 Usage in a plugin::
 
     call = begin_call(request, block=to_native_error)
-    with call:                      # span current; an exception ends it as an error and re-raises
+    with call:                      # recorded; an exception ends it as an error and re-raises
         response = wrapped(*args, **kwargs)
     call.finish(response_model=..., response_id=..., finish_reasons=..., usage=Usage(...))
 
@@ -26,7 +28,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from genops_autoinstrument.diagnostics import internal_error
 from genops_autoinstrument.pricing.usage import Usage
 
-__all__ = ["CallRequest", "Call", "NULL_CALL", "in_recorded_call"]
+__all__ = ["CallRequest", "Call", "NULL_CALL", "in_recorded_call", "current_call_span"]
 
 
 @dataclass
@@ -50,17 +52,19 @@ class CallRequest:
     input_messages: Callable[[], Any] | None = None  # JSON-able messages, recorded only on opt-in
 
 
-# Set while a GenOps-recorded call runs, so that a nested instrumented call (an SDK calling itself,
-# a framework on a provider, two plugins for one library) is recorded once, by the outermost.
-_active: contextvars.ContextVar[bool] = contextvars.ContextVar("genops_call_active", default=False)
+# The span of the GenOps-recorded call running in this context (None: none), so that a nested
+# instrumented call (an SDK calling itself, a framework on a provider, two plugins for one library)
+# is recorded once, by the outermost, and the code API finds the call it runs in. GenOps' own
+# context: the span is never made OpenTelemetry's current span.
+_active: contextvars.ContextVar[Any] = contextvars.ContextVar("genops_call_active", default=None)
 
 
 class Call:
     """One recorded provider call. Ends exactly once, whichever of finish/fail/close comes first."""
 
-    __slots__ = ("_request", "_engine", "_span", "_attribution", "_ticket", "_start", "_ended", "_token", "_context_token", "_unit", "_held")
+    __slots__ = ("_request", "_engine", "_span", "_attribution", "_ticket", "_start", "_ended", "_token", "_sink", "_unit", "_held")
 
-    def __init__(self, request: CallRequest, engine: Any, span: Any, attribution: Mapping[str, str], ticket: Any, start: float) -> None:
+    def __init__(self, request: CallRequest, engine: Any, span: Any, attribution: Mapping[str, str], ticket: Any, start: float, sink: Any = None) -> None:
         self._request = request
         self._engine = engine
         self._span = span
@@ -69,7 +73,7 @@ class Call:
         self._start = start
         self._ended = False
         self._token: Any = None
-        self._context_token: Any = None
+        self._sink = sink  # where the call is recorded (the engine's choice of providers at its start)
         self._unit: Any = None  # the innermost unit of work (genops_autoinstrument.track), if any
         self._held: float | None = None  # the estimate held against a unit's cost cap (None: no cap)
 
@@ -88,17 +92,13 @@ class Call:
 
     def __enter__(self) -> "Call":
         try:
-            self._token = _active.set(True)
-            self._context_token = self._engine.attach(self._span)
+            self._token = _active.set(self._span)
         except Exception as error:  # pragma: no cover - defensive
             internal_error("Call.__enter__", error)
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         try:
-            if self._context_token is not None:
-                self._engine.detach(self._context_token)
-                self._context_token = None
             if self._token is not None:
                 _active.reset(self._token)
                 self._token = None
@@ -162,4 +162,9 @@ NULL_CALL: Call = _NullCall()
 
 def in_recorded_call() -> bool:
     """True inside a call GenOps is recording (plugins use it to leave nested SDK work alone)."""
+    return _active.get() is not None
+
+
+def current_call_span() -> Any:
+    """The span of the call GenOps is recording in this context (an SDK hook running inside it), or None."""
     return _active.get()

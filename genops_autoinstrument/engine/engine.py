@@ -15,9 +15,10 @@ from typing import Any, Callable, Mapping, Sequence
 from genops_autoinstrument import config, semconv
 from genops_autoinstrument.engine.attribution import Attribution
 from genops_autoinstrument.engine.call import Call, CallRequest
-from genops_autoinstrument.engine.deferred import FLUSH_SECONDS, completes_queued_spans, deferred_queue, flush_before_collection, run_job
+from genops_autoinstrument.engine.deferred import FLUSH_SECONDS, deferred_queue
 from genops_autoinstrument.engine.instruments import Instruments, Shape
-from genops_autoinstrument.engine.units import CostCaps, Unit, current_scope
+from genops_autoinstrument.engine.sinks import Sink, Sinks, UnitTracer
+from genops_autoinstrument.engine.units import CostCaps, Unit, current_scope, unit_context
 from genops_autoinstrument.governance.decisions import Decision
 from genops_autoinstrument.governance.governor import Governor, Ticket, build_governor
 from genops_autoinstrument.pricing.prices import price_call
@@ -31,13 +32,17 @@ _time_ns = time.time_ns
 class Engine:
     """Records calls into OpenTelemetry; built lazily from the process settings.
 
-    The span starts on the application's thread (it must be current during the SDK call). Unless
-    ``defer=False``, the rest goes to :data:`~genops_autoinstrument.engine.deferred.deferred_queue`: the
-    metrics always, and the span's completion (pricing, response attributes, the end, with the
-    call's end time) when no budget or rule is in force (a reconciliation must be done before the
-    next decision) and the tracer provider completes queued spans before exporting (see
-    :func:`~genops_autoinstrument.engine.deferred.add_span_queue_flusher`). Values, dimensions, context
-    and timestamps are the same either way.
+    Each call is recorded into the application's global providers when it has real ones, else into
+    GenOps' own (:mod:`~genops_autoinstrument.engine.sinks`), or always into the providers given
+    here. The span starts on the application's thread, with the application's current span (or
+    the innermost unit of work) as its parent; it is never made the current span, so the SDK
+    sends and traces exactly what it does bare. Unless ``defer=False``, the rest goes to
+    :data:`~genops_autoinstrument.engine.deferred.deferred_queue`: the metrics always, and the
+    span's completion (pricing, response attributes, the end, with the call's end time) when no
+    budget or rule is in force (a reconciliation must be done before the next decision) and the
+    tracer provider completes queued spans before exporting (see
+    :func:`~genops_autoinstrument.engine.deferred.add_span_queue_flusher`). Values, dimensions,
+    context and timestamps are the same either way.
     """
 
     def __init__(
@@ -49,57 +54,40 @@ class Engine:
         meter_provider: Any = None,
         defer: bool = True,
     ) -> None:
-        from opentelemetry import context, trace
+        from opentelemetry import context
         from opentelemetry.trace import SpanKind, Status, StatusCode
-
-        from genops_autoinstrument.engine import telemetry
 
         self.settings = settings or config.current()
         self.governor = governor or build_governor(self.settings)
-        self._trace = trace
-        self._context = context
         self._get_context = context.get_current
         self._kind = SpanKind.CLIENT
         self._status_cls = Status
         self._error_code = StatusCode.ERROR
-        tracer_provider = tracer_provider if tracer_provider is not None else telemetry.tracer_provider()
-        self._tracer = telemetry.tracer(tracer_provider)
-        meter = telemetry.meter(meter_provider)
-        bind_meter = getattr(self.governor, "bind_meter", None)
-        if bind_meter is not None:  # the governor's own instruments (genops.ledger.failures) in the same meter
-            bind_meter(meter)
         attribution = Attribution(self.settings)
-        self._instruments = instruments = Instruments(meter, attribution)
-        # Bound once, so that a call pays no more lookups than when these were the engine's own methods.
+        self._sinks = Sinks(attribution, tracer_provider, meter_provider, defer)
+        self._sink = self._sinks.current  # the sink of a call made now
+        bind_meter = getattr(self.governor, "bind_meter", None)
+        if bind_meter is not None:  # the governor's own instruments (genops.ledger.failures) in the first call's meter
+            bind_meter(self._sink().meter)
         self.attribution: Callable[[], Mapping[str, str]] = attribution.current
-        self._record_decision = instruments.record_decision
-        self._record_finished = instruments.record_finished
-        self._record_failed = instruments.record_failed
         self._capture_content = self.settings.capture_content
         self._pricing_file = self.settings.pricing_file
         self._cost_caps: CostCaps | None = None  # built on the first call under a unit's cost cap
-        self._submit: Callable[..., None] = _run_now
-        self._defer_completion = False  # True: span completion goes to the deferred queue too
-        if defer:
-            self._defer(meter, tracer_provider)
         self._summary = None
         if self.settings.summary:
             from genops_autoinstrument.engine.summary import Summary
 
             self._summary = Summary.install()
 
-    def _defer(self, meter: Any, tracer_provider: Any) -> None:
-        """Queue metrics (and span completion, into a provider that completes queued spans)."""
-        try:
-            # Flushes the queue at the start of every collection of this meter's readers.
-            meter.create_observable_gauge(_FLUSH_INSTRUMENT, callbacks=[flush_before_collection], description="GenOps internal: observes nothing")
-            self._submit = deferred_queue.submit
-            self._defer_completion = completes_queued_spans(tracer_provider)
-            deferred_queue.start()
-        except Exception as error:  # a meter without observable instruments: record inline
-            from genops_autoinstrument.diagnostics import internal_error
+    @property
+    def _tracer(self) -> UnitTracer:
+        """GenOps' tracer for a span started now (units of work open theirs with it)."""
+        return self._sink().tracer
 
-            internal_error("deferred metrics", error)
+    @property
+    def _instruments(self) -> Instruments:
+        """GenOps' metric instruments for a record made now (the code API's costs, units, evals)."""
+        return self._sink().instruments
 
     @property
     def _tokens(self) -> Any:
@@ -112,6 +100,7 @@ class Engine:
 
     # --- lifecycle ---------------------------------------------------------------------------
     def begin(self, request: CallRequest, start: float) -> tuple[Call, Decision | None]:
+        sink = self._sink()
         attribution = self.attribution()
         scope = current_scope()
         unit: Unit | None = None
@@ -149,22 +138,21 @@ class Engine:
             if content is not None:
                 attributes[semconv.GEN_AI_INPUT_MESSAGES] = content
         name = f"{request.operation} {request.request_model}" if request.request_model else request.operation
-        parent = None
+        parent = None  # the application's current span
         if unit is not None:
             attributes[semconv.GENOPS_UNIT_NAME] = unit.name
-            if not self._trace.get_current_span().get_span_context().is_valid:
-                parent = self._trace.set_span_in_context(unit.span)  # a thread the unit started
-        span = self._tracer.start_span(name, context=parent, kind=self._kind, attributes=attributes)
+            parent = unit_context(unit)
+        span = sink.tracer.tracer.start_span(name, context=parent, kind=self._kind, attributes=attributes)
         for event_name, event_attributes in ticket.events:
             span.add_event(event_name, event_attributes)
-        call = Call(request, self, span, attribution, ticket, start)
+        call = Call(request, self, span, attribution, ticket, start, sink)
         if unit is not None:
             call._unit = unit
             call._held = held
         if not governed:
             return call, None  # nothing decided, nothing can block
         decision = ticket.decision
-        self._submit(self._record_decision, decision, request.provider, attribution, self._get_context())
+        sink.submit(sink.record_decision, decision, request.provider, attribution, self._get_context())
         if decision.blocks:
             call._ended = True
             self._end_blocked(call, decision)
@@ -184,12 +172,6 @@ class Engine:
         span.set_status(self._status_cls(self._error_code, decision.message or "blocked by GenOps policy"))
         self._settle(call, None, ran=False)
         span.end()
-
-    def attach(self, span: Any) -> Any:
-        return self._context.attach(self._trace.set_span_in_context(span))
-
-    def detach(self, token: Any) -> None:
-        self._context.detach(token)
 
     def flush(self, timeout: float = FLUSH_SECONDS) -> bool:
         """Wait until every call finished so far has its span ended and its metrics recorded."""
@@ -215,7 +197,7 @@ class Engine:
         if extra:
             extra = dict(extra)
         request = call._request
-        facts = (_shape(request), request.api_base_url, call._attribution, response_model, response_id, finish_reasons, usage, content, extra, duration, end_time, self._get_context(), call._unit, call._held)
+        facts = (call._sink, _shape(request), request.api_base_url, call._attribution, response_model, response_id, finish_reasons, usage, content, extra, duration, end_time, self._get_context(), call._unit, call._held)
         if call._unit is not None:
             call._unit.call_ended()
         self._dispatch(self._complete, call, facts)
@@ -226,8 +208,8 @@ class Engine:
         queued, in order with every other completion, when the tracer provider completes queued spans."""
         if self.governor.active or call._held is not None:  # a budget or a unit's cap: reconcile now
             complete(call._span, call, *facts)
-        elif self._defer_completion:
-            self._submit(complete, call._span, None, *facts)
+        elif call._sink.defer_completion:
+            call._sink.submit(complete, call._span, None, *facts)
         else:
             complete(call._span, None, *facts)
 
@@ -235,6 +217,7 @@ class Engine:
         self,
         span: Any,
         governed_call: Call | None,
+        sink: Sink,
         shape: Shape,
         api_base_url: str | None,
         attribution: Mapping[str, str],
@@ -294,7 +277,7 @@ class Engine:
             attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = content
         if extra:
             attributes.update(extra)
-        self._submit(self._record_finished, shape, attribution, response_model, input_tokens, output_tokens, total, duration, context)
+        sink.submit(sink.record_finished, shape, attribution, response_model, input_tokens, output_tokens, total, duration, context)
         if unit is not None:
             unit.settle(held or 0.0, total, input_tokens, output_tokens)
         span.set_attributes(attributes)
@@ -314,7 +297,7 @@ class Engine:
         # args) once it propagates, and its traceback would keep every frame's locals alive.
         if isinstance(error, Exception):
             span.record_exception(error, timestamp=end_time)
-        facts = (_shape(call._request), call._attribution, error_type(error), str(error)[:256], duration, end_time, self._get_context(), call._unit, call._held)
+        facts = (call._sink, _shape(call._request), call._attribution, error_type(error), str(error)[:256], duration, end_time, self._get_context(), call._unit, call._held)
         if call._unit is not None:
             call._unit.call_ended()
         self._dispatch(self._complete_failed, call, facts)
@@ -323,6 +306,7 @@ class Engine:
         self,
         span: Any,
         governed_call: Call | None,
+        sink: Sink,
         shape: Shape,
         attribution: Mapping[str, str],
         error_type: str,
@@ -339,7 +323,7 @@ class Engine:
             unit.settle(held or 0.0, None, None, None, failed=True)
         span.set_attribute(semconv.ERROR_TYPE, error_type)
         span.set_status(self._status_cls(self._error_code, message))
-        self._submit(self._record_failed, shape, attribution, error_type, duration, context)
+        sink.submit(sink.record_failed, shape, attribution, error_type, duration, context)
         if governed_call is not None:
             self._settle(governed_call, None, ran=False)
             span.end()  # after the release's events
@@ -361,18 +345,10 @@ class Engine:
             span.add_event(event_name, event_attributes)
 
 
-_FLUSH_INSTRUMENT = "genops.internal.metric_flush"
-
-
 def _shape(request: CallRequest) -> Shape:
     """What the metric dimensions need from a request; queued instead of the request itself, so a
     queued record never keeps the application's prompt (captured by ``prompt_text``) alive."""
     return (request.operation, request.provider, request.request_model, request.server_address)
-
-
-def _run_now(job: Callable[..., None], *args: Any) -> None:
-    """The engine's ``_submit`` when nothing is deferred: run on the calling thread."""
-    run_job(job, args)
 
 
 def error_type(error: BaseException) -> str:

@@ -1,9 +1,16 @@
-"""OpenTelemetry SDK setup from the standard ``OTEL_*`` variables, done lazily and at most once.
+"""GenOps' own OpenTelemetry providers, built from the standard ``OTEL_*`` variables on first need.
 
-Nothing here runs at startup: the SDK is configured on the first recorded call, so a program that
-never calls a model pays nothing, and an application that configured its own providers by then
-keeps them (GenOps then records into the application's providers). Exporting never blocks the
-application: spans and metrics are batched in the background.
+GenOps never registers its providers as the process's global ones (``genops-run`` and
+``instrument()``): the application, or any library, may set up OpenTelemetry before or after its
+first model call and keep it. A call is recorded into the application's global providers when it
+has real ones (see :mod:`~genops_autoinstrument.engine.global_providers`), otherwise into GenOps'
+private providers, which carry GenOps' spans and those of the contrib instrumentors ``genops-run``
+activated, nothing else. Only under ``opentelemetry-instrument`` does GenOps' configurator set the
+global providers, as that launcher's users expect (:func:`configure_global`).
+
+Nothing here runs at startup: a provider is built on the first call that needs it, so a program
+that never calls a model (or records only into its own providers) pays nothing for it. Exporting
+never blocks the application: spans and metrics are batched in the background.
 
 Exit is bounded as a whole by ``GENOPS_EXIT_FLUSH_SECONDS``, from the application's last line to
 the end of the process: GenOps' exit handlers (queued records, summary, traces and metrics exported
@@ -34,10 +41,10 @@ _configured = False
 def _after_fork_in_child() -> None:
     """A fork while another thread held ``_lock`` would leave it held forever in the child."""
     global _lock, _configured
-    if _lock.locked():  # the parent was configuring: the child starts over
+    if _lock.locked():  # the parent was building a provider: the child starts over
         _configured = False
         _owned.clear()
-        _private.clear()
+        _providers.clear()
     _lock = threading.Lock()
 
 
@@ -146,7 +153,7 @@ class _ForkSafeMetricExporter:
 
 
 def ensure_configured() -> None:
-    """Install GenOps' tracer and meter providers unless the application already has its own."""
+    """Get GenOps' exit and signal handling ready; the providers themselves are built on first need."""
     global _configured
     if _configured:
         return
@@ -154,25 +161,53 @@ def ensure_configured() -> None:
         if _configured:
             return
         _configured = True
-        process_resource = None
+        lifecycle.at_exit(signals.interrupt_streams, lifecycle.EXIT_IN_FLIGHT)
+
+
+def _private(kind: str) -> Any:
+    """GenOps' own provider of ``kind`` ("tracer" or "meter"), built on first use, never global."""
+    ensure_configured()
+    _child_providers()
+    provider = _providers.get(kind)
+    if provider is not None:
+        return provider
+    with _lock:
+        provider = _providers.get(kind)
+        if provider is None:
+            provider = _providers[kind] = _build(kind)
+    return provider
+
+
+def _build(kind: str) -> Any:
+    """A new private provider; one that cannot be built is a no-op one (one warning, never a raise)."""
+    from opentelemetry import metrics, trace
+
+    if "resource" not in _providers:
         try:
-            process_resource = resource()  # one service.instance.id for traces and metrics
+            _providers["resource"] = resource()  # one service.instance.id for traces and metrics
         except Exception as error:
             log.warning("GenOps could not build the resource (%s)", error)
-        try:
-            _configure_tracing(process_resource)
-        except Exception as error:
-            log.warning("GenOps could not set up tracing (%s); spans are not exported", error)
-        try:
-            _configure_metrics(process_resource)
-        except Exception as error:
-            log.warning("GenOps could not set up metrics (%s); metrics are not exported", error)
-        lifecycle.at_exit(signals.interrupt_streams, lifecycle.EXIT_IN_FLIGHT)
-        if _owned:
-            lifecycle.at_exit(shutdown, lifecycle.EXIT_TELEMETRY)
-            signals.install(exit_flush_seconds)
-            if not log.isEnabledFor(logging.DEBUG):
-                _quiet_exporter_retries()
+            _providers["resource"] = None
+    try:
+        provider = _new_tracer_provider(_providers["resource"]) if kind == "tracer" else _new_meter_provider(_providers["resource"])
+    except Exception as error:
+        what = "tracing" if kind == "tracer" else "metrics"
+        log.warning("GenOps could not set up %s (%s); %s are not exported", what, error, "spans" if kind == "tracer" else "metrics")
+        return trace.NoOpTracerProvider() if kind == "tracer" else metrics.NoOpMeterProvider()
+    _providers["pid"] = os.getpid()
+    _own(provider)
+    return provider
+
+
+def _own(provider: Any) -> None:
+    """GenOps flushes and shuts down ``provider`` at exit (and on SIGTERM/SIGINT)."""
+    first = not _owned
+    _owned.append(provider)
+    if first:
+        lifecycle.at_exit(shutdown, lifecycle.EXIT_TELEMETRY)
+        signals.install(exit_flush_seconds)
+        if not log.isEnabledFor(logging.DEBUG):
+            _quiet_exporter_retries()
 
 
 def exit_flush_seconds() -> float:
@@ -221,23 +256,6 @@ class _OncePerMessage(logging.Filter):
         return True
 
 
-def _has_real_provider(getter: Any, proxy_type_name: str) -> bool:
-    provider = getter()
-    return type(provider).__name__ not in (proxy_type_name, "NoOpTracerProvider", "NoOpMeterProvider", "_ProxyMeterProvider")
-
-
-def _configure_tracing(process_resource: Any = None) -> None:
-    from opentelemetry import trace
-
-    if _has_real_provider(trace.get_tracer_provider, "ProxyTracerProvider"):
-        log.debug("the application set its own TracerProvider; GenOps records into it")
-        return
-    provider = _new_tracer_provider(process_resource if process_resource is not None else resource())
-    trace.set_tracer_provider(provider)
-    _owned.append(provider)
-    _private["pid"] = os.getpid()
-    _private["tracer"] = provider
-
 
 def _new_tracer_provider(process_resource: Any) -> Any:
     from opentelemetry.sdk.trace import TracerProvider
@@ -245,27 +263,27 @@ def _new_tracer_provider(process_resource: Any) -> Any:
 
     from genops_autoinstrument.engine.deferred import add_span_queue_flusher
 
-    provider = TracerProvider(resource=process_resource, shutdown_on_exit=False)
+    provider = TracerProvider(resource=process_resource, shutdown_on_exit=False, **_no_global_meter(TracerProvider))
     add_span_queue_flusher(provider)  # first: GenOps' queued spans end before the exporters flush
     provider.add_span_processor(signals.InFlightSpans())  # what a SIGTERM finds open ends as interrupted
     for name in _exporter_names("traces"):
         if name == "none":
             continue
-        provider.add_span_processor(BatchSpanProcessor(_span_exporter(name)))
+        provider.add_span_processor(BatchSpanProcessor(_span_exporter(name), **_no_global_meter(BatchSpanProcessor)))
     return provider
 
 
-def _configure_metrics(process_resource: Any = None) -> None:
-    from opentelemetry import metrics
+def _no_global_meter(sdk_class: Any) -> dict[str, Any]:
+    """The SDK's own self-metrics (opentelemetry-sdk 1.40+) of GenOps' private providers go nowhere,
+    instead of to the global meter provider: GenOps never loads or uses the application's global
+    providers for its own, and one named by an unloadable OTEL_PYTHON_METER_PROVIDER would raise."""
+    import inspect
 
-    if _has_real_provider(metrics.get_meter_provider, "_ProxyMeterProvider"):
-        log.debug("the application set its own MeterProvider; GenOps records into it")
-        return
-    provider = _new_meter_provider(process_resource if process_resource is not None else resource())
-    metrics.set_meter_provider(provider)
-    _owned.append(provider)
-    _private["pid"] = os.getpid()
-    _private["meter"] = provider
+    if "meter_provider" not in inspect.signature(sdk_class.__init__).parameters:
+        return {}
+    from opentelemetry.metrics import NoOpMeterProvider
+
+    return {"meter_provider": NoOpMeterProvider()}
 
 
 def _new_meter_provider(process_resource: Any) -> Any:
@@ -284,25 +302,27 @@ def _new_meter_provider(process_resource: Any) -> Any:
     return MeterProvider(resource=process_resource, metric_readers=readers, shutdown_on_exit=False)
 
 
-# The providers GenOps records into in this process: the global ones it installed, or, in a
-# forked child of such a process, fresh private ones with the child's own resource.
-_private: dict[str, Any] = {}
+# GenOps' private providers of this process ("tracer", "meter"), the resource they share and the
+# pid they were built in: a forked child builds its own (see _child_providers).
+_providers: dict[str, Any] = {}
 
 
 def _child_providers() -> None:
     """In a forked child: new providers of its own, so nothing of the parent's is exported twice."""
+    if _providers.get("pid") in (None, os.getpid()):
+        return
     with _lock:
-        if _private.get("pid") in (None, os.getpid()):
+        if _providers.get("pid") in (None, os.getpid()):
             return
-        _private["pid"] = os.getpid()
+        _providers["pid"] = os.getpid()
         _owned.clear()  # the parent's providers are the parent's to flush
-        process_resource = resource()
-        if "tracer" in _private:
-            _private["tracer"] = _new_tracer_provider(process_resource)
-            _owned.append(_private["tracer"])
-        if "meter" in _private:
-            _private["meter"] = _new_meter_provider(process_resource)
-            _owned.append(_private["meter"])
+        _providers["resource"] = process_resource = resource()
+        if "tracer" in _providers:
+            _providers["tracer"] = _new_tracer_provider(process_resource)
+            _owned.append(_providers["tracer"])
+        if "meter" in _providers:
+            _providers["meter"] = _new_meter_provider(process_resource)
+            _owned.append(_providers["meter"])
         lifecycle.at_exit(shutdown, lifecycle.EXIT_TELEMETRY)  # renews the multiprocessing finalizer
 
 
@@ -332,22 +352,39 @@ def _shut_down_in_background(provider: Any) -> threading.Thread:
         except Exception as error:  # pragma: no cover - exporter failures at exit
             log.debug("GenOps telemetry shutdown: %r", error)
 
-    worker = threading.Thread(target=run, name="genops-telemetry-shutdown", daemon=True)
-    worker.start()
-    return worker
+    def here() -> bool:  # where no thread can start (3.12.0-3.12.1 at exit): every wait bounded
+        return signals.shut_down_here(provider, lifecycle.exit_seconds_left(exit_flush_seconds()))
+
+    return lifecycle.start_or_run(run, "genops-telemetry-shutdown", here)
 
 
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
 
 
-def tracer_provider() -> Any:
-    """The tracer provider GenOps records into: its own (configured on first use), or the global one."""
-    from opentelemetry import trace
+def private_tracer_provider() -> Any:
+    """GenOps' own tracer provider (built on first use, never global): the contrib instrumentors
+    ``genops-run`` activates record into it, and so do calls made while the application has none."""
+    return _private("tracer")
 
-    ensure_configured()
-    _child_providers()
-    own = _private.get("tracer")
-    return own if own is not None else trace.get_tracer_provider()
+
+def private_meter_provider() -> Any:
+    """GenOps' own meter provider (built on first use, never global)."""
+    return _private("meter")
+
+
+def tracer_provider() -> Any:
+    """The tracer provider a call made now is recorded into: the application's global one if it
+    has a real one, else GenOps' own."""
+    from genops_autoinstrument.engine.global_providers import application_provider
+
+    return application_provider("tracer") or private_tracer_provider()
+
+
+def meter_provider() -> Any:
+    """The meter provider a call made now is recorded into (see :func:`tracer_provider`)."""
+    from genops_autoinstrument.engine.global_providers import application_provider
+
+    return application_provider("meter") or private_meter_provider()
 
 
 def tracer(provider: Any = None) -> Any:
@@ -356,20 +393,46 @@ def tracer(provider: Any = None) -> Any:
     return provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
 
 
-def meter_provider() -> Any:
-    """The meter provider GenOps records into: its own (configured on first use), or the global one."""
-    from opentelemetry import metrics
-
-    ensure_configured()
-    _child_providers()
-    own = _private.get("meter")
-    return own if own is not None else metrics.get_meter_provider()
-
-
 def meter(provider: Any = None) -> Any:
     """GenOps' meter, from ``provider`` or :func:`meter_provider`."""
     provider = provider if provider is not None else meter_provider()
     return provider.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
+
+
+def configure_global() -> None:
+    """Under ``opentelemetry-instrument`` only: set up the SDK's global providers from ``OTEL_*``,
+    as that launcher's configurator does, unless something set them already. GenOps then records
+    into them as into any application's providers, and flushes them at exit."""
+    from opentelemetry import metrics, trace
+
+    from genops_autoinstrument.engine.global_providers import application_provider
+
+    ensure_configured()
+    with _lock:
+        if "resource" not in _providers:
+            _providers["resource"] = resource()
+        if application_provider("tracer") is None:
+            provider = _new_tracer_provider(_providers["resource"])
+            trace.set_tracer_provider(provider)
+            _own(provider)
+        if application_provider("meter") is None:
+            provider = _new_meter_provider(_providers["resource"])
+            metrics.set_meter_provider(provider)
+            _own(provider)
+
+
+def force_flush(timeout_seconds: float = 30.0) -> bool:
+    """Export what GenOps' own providers hold now (a serverless handler's last step); True if done."""
+    from genops_autoinstrument.engine.deferred import FLUSH_SECONDS, deferred_queue
+
+    done = deferred_queue.flush(min(timeout_seconds, FLUSH_SECONDS))
+    for provider in list(_owned):
+        try:
+            done = bool(provider.force_flush(int(timeout_seconds * 1000))) and done
+        except Exception as error:
+            log.debug("GenOps telemetry flush: %r", error)
+            done = False
+    return done
 
 
 def reset_for_tests() -> None:
@@ -377,4 +440,4 @@ def reset_for_tests() -> None:
     global _configured
     _configured = False
     _owned.clear()
-    _private.clear()
+    _providers.clear()

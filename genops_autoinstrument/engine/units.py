@@ -3,7 +3,10 @@
 One context variable holds the current :class:`Scope`: the attribution set in code
 (``genops_autoinstrument.attribution``) and the innermost :class:`Unit` of work
 (``genops_autoinstrument.track``). The engine reads it once per call; it is ``None`` in
-applications that never use the code API, which then pay one context-variable read.
+applications that never use the code API, which then pay one context-variable read. A unit's
+span is the parent of the calls and units started inside it through this variable
+(:func:`unit_context`), not through OpenTelemetry's current context, which stays the
+application's.
 
 A unit rolls up every model call recorded inside it (nested units included, each counted once
 in each enclosing unit), and holds its optional cost cap: calls reserve their estimate against
@@ -24,7 +27,7 @@ from genops_autoinstrument.governance.decisions import BudgetStatus, Decision
 from genops_autoinstrument.governance.governor import Ticket
 from genops_autoinstrument.governance.request import lazy_prompt
 
-__all__ = ["CostCaps", "Scope", "Unit", "current_scope", "current_unit", "enter_scope", "exit_scope"]
+__all__ = ["CostCaps", "Scope", "Unit", "current_scope", "current_unit", "enter_scope", "exit_scope", "unit_context"]
 
 _cap_lock = threading.Lock()  # makes a cap's check and hold one step (see Unit.try_hold)
 
@@ -35,6 +38,7 @@ class Unit:
     __slots__ = (
         "name", "parent", "max_cost", "span", "attribution", "_lock",
         "cost", "input_tokens", "output_tokens", "calls", "unpriced_calls", "failed_calls", "blocked_calls", "reserved", "estimated", "ended",
+        "context",
     )
 
     def __init__(self, name: str, parent: "Unit | None", max_cost: float | None, span: Any, attribution: Mapping[str, str]) -> None:
@@ -54,6 +58,7 @@ class Unit:
         self.reserved = 0.0  # estimates of calls in flight, held against the cap
         self.estimated = 0.0  # estimates of finished calls that could not be priced: the cap's, never the cost's
         self.ended = 0  # calls that have ended; ``calls`` counts those whose completion has run
+        self.context: Any = None  # an OpenTelemetry context holding ``span``: the parent of what starts inside
 
     def chain(self) -> Iterator["Unit"]:
         """This unit and every enclosing one, innermost first."""
@@ -213,6 +218,18 @@ def current_unit() -> Unit | None:
     """The innermost unit of work of the current context, if any."""
     scope = _scope.get()
     return scope.unit if scope is not None else None
+
+
+def unit_context(unit: Unit) -> Any:
+    """The OpenTelemetry context whose span is ``unit``'s: the parent GenOps gives a call or a nested
+    unit started inside it. Kept in GenOps' own scope, never made the application's current context,
+    so the SDK's requests and the spans others open inside the unit stay as they are bare."""
+    context = unit.context
+    if context is None:
+        from opentelemetry.trace import set_span_in_context
+
+        context = unit.context = set_span_in_context(unit.span)
+    return context
 
 
 def enter_scope(attribution: Mapping[str, str] | None = None, unit: Unit | None = None) -> contextvars.Token:

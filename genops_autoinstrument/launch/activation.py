@@ -76,12 +76,8 @@ def activate(info: PluginInfo, module: Any) -> None:
     try:
         plugin_class = _load(info.value)
         instance = plugin_class()
-        if info.group != PLUGIN_GROUP:
-            from genops_autoinstrument.engine import telemetry
-
-            telemetry.ensure_configured()  # contrib instrumentors record into the global providers
         if not instance.is_instrumented_by_opentelemetry:
-            instance.instrument(skip_dep_check=True)
+            instance.instrument(skip_dep_check=True, **_providers_of(info))
         _instances[info.value] = instance
         log.debug("plugin %s instrumented %s", label, module.__name__)
     except Exception as error:
@@ -93,6 +89,16 @@ def activate(info: PluginInfo, module: Any) -> None:
             except Exception:
                 pass
         _warn_once(f"failed:{info.value}", "plugin %s failed while patching %s and is skipped: %r", label, module.__name__, error)
+
+
+def _providers_of(info: PluginInfo) -> dict[str, Any]:
+    """A contrib instrumentor records into GenOps' own providers, never into the global ones (the
+    application's, or nothing when it set none up): ``BaseInstrumentor``'s provider arguments."""
+    if info.group == PLUGIN_GROUP:
+        return {}
+    from genops_autoinstrument.engine import telemetry
+
+    return {"tracer_provider": telemetry.private_tracer_provider(), "meter_provider": telemetry.private_meter_provider()}
 
 
 def report_hook_error(hook: Any, name: str, error: BaseException) -> None:

@@ -3,8 +3,9 @@
 ``opentelemetry-instrument python app.py`` with GenOps installed loads these through the
 ``opentelemetry_distro`` and ``opentelemetry_configurator`` entry points: the distro validates the
 GenOps configuration (exit status 2 on an invalid value, as ``genops-run`` does) and the
-configurator sets up the SDK from the same ``OTEL_*`` variables, unless another configurator or
-the application already did. GenOps plugins are registered under ``opentelemetry_instrumentor``
+configurator sets up the SDK's global providers from the same ``OTEL_*`` variables, as
+``opentelemetry-instrument``'s users expect (unless something set them already); GenOps records
+into them. Under ``genops-run`` GenOps never sets the global providers. GenOps plugins are registered under ``opentelemetry_instrumentor``
 too, so they are activated by ``opentelemetry-instrument``'s own loader.
 """
 
@@ -50,7 +51,8 @@ def _trust_baggage_from_the_first_request() -> None:
 
 
 class GenOpsConfigurator(_BaseConfigurator):  # type: ignore[misc]
-    """Configures tracing and metrics from ``OTEL_*`` the way ``genops-run`` does."""
+    """Sets up the global tracer and meter providers from ``OTEL_*``, with the exporters, resource
+    and bounded exit flush ``genops-run`` gives GenOps' own providers."""
 
     def _configure(self, **kwargs: Any) -> None:
         global loaded_by_opentelemetry
@@ -58,4 +60,4 @@ class GenOpsConfigurator(_BaseConfigurator):  # type: ignore[misc]
 
         loaded_by_opentelemetry = True
 
-        telemetry.ensure_configured()
+        telemetry.configure_global()

@@ -98,15 +98,28 @@ def test_span_name_without_a_model_is_the_operation(make_request: Callable, run_
     assert span.attributes[semconv.GENOPS_COST_UNPRICED_REASON] == semconv.UNPRICED_UNKNOWN_MODEL
 
 
-def test_the_call_span_is_current_inside_the_call(make_request: Callable) -> None:
+def test_the_call_span_is_never_the_current_span_inside_the_call(make_request: Callable) -> None:
+    """The SDK runs in the application's context as it does bare (no trace header, no new parent
+    for its spans); the call is recorded in GenOps' own context, under the application's span."""
+    from genops_autoinstrument.engine.call import in_recorded_call
+
     with capture(Settings()) as recorded:
+        application = recorded.tracer_provider.get_tracer("application")
+        with application.start_as_current_span("handle request") as outer:
+            call = begin_call(make_request())
+            with call:
+                inner = trace.get_current_span()
+                recording = in_recorded_call()
+            call.finish(usage=Usage(input_tokens=1, output_tokens=1))
+            assert not in_recorded_call()
+    spans = {span.name: span for span in recorded.spans()}
+    assert inner is outer and recording
+    assert spans["chat gpt-4o"].parent.span_id == outer.get_span_context().span_id
+    with capture(Settings()):
         call = begin_call(make_request())
         with call:
-            inner = trace.get_current_span()
+            assert trace.get_current_span() is trace.INVALID_SPAN  # as bare: nothing current
         call.finish(usage=Usage(input_tokens=1, output_tokens=1))
-        assert trace.get_current_span() is not inner
-    [span] = recorded.spans()
-    assert inner.get_span_context().span_id == span.context.span_id
 
 
 class ProviderTimeout(Exception):
