@@ -2,8 +2,12 @@
 
 Patched (sync and async, first-party and beta, Anthropic/Bedrock/Vertex clients): ``messages.create``
 (plain, ``stream=True``, ``with_raw_response``, ``with_streaming_response``), ``messages.stream()``
-and ``messages.parse``. ``count_tokens`` is left alone. The SDK's own OpenTelemetry span for a
-recorded call is replaced by the GenOps span (see ``_sdk_spans``).
+and ``messages.parse``. ``count_tokens`` is left alone.
+
+anthropic 1.14+ traces its own calls with OpenTelemetry (on by default) and propagates their trace
+context. The plugin leaves that alone: the SDK's spans go where they go bare (the application's
+provider, or nowhere), its requests carry exactly the headers they carry bare, and GenOps records
+its own span beside them, counting each call once in its metrics and budgets.
 
 Must not import the SDK at module level: discovery imports this module without the target.
 """
@@ -14,16 +18,15 @@ from typing import Any, Collection
 
 from genops_autoinstrument.api import GenOpsInstrumentor, RecordedMethod, internal_error
 
-from . import _sdk_spans
+from ._compat import STREAM_INSTANCE_CHECKS, stream_instancecheck
 from ._request import describe, prepare
-from ._sdk_spans import replacing_sdk_span
 from ._streams import hook_stream_manager, read
 from .package import _instruments, _watched_modules
 
 __all__ = ["AnthropicInstrumentor"]
 
-# ``create`` / ``parse``, sync and async: the decision first, then the SDK call with the GenOps span current.
-MESSAGES = RecordedMethod("anthropic", prepare, read, replacing_sdk_span)
+# ``create`` / ``parse``, sync and async: the decision first, then the SDK's own call, unchanged.
+MESSAGES = RecordedMethod("anthropic", prepare, read)
 
 
 def _stream(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
@@ -71,4 +74,5 @@ class AnthropicInstrumentor(GenOpsInstrumentor):
                 self.wrap(module, f"{cls}.create", recorded)
                 self.wrap(module, f"{cls}.parse", recorded)
                 self.wrap(module, f"{cls}.stream", _stream)
-        self.wrap("anthropic._base_client", "start_api_call_span", _sdk_spans.start_api_call_span)
+        for module, check in STREAM_INSTANCE_CHECKS:  # anthropic 0.x only
+            self.wrap(module, check, stream_instancecheck)

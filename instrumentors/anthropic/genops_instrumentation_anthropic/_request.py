@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
-from genops_autoinstrument.api import CallRequest, Prepared, get, in_recorded_call, semconv, server_of_url
+from genops_autoinstrument.api import CallRequest, Prepared, get, is_mapping, semconv, server_of_url
 
 from ._errors import blocker
 
@@ -61,11 +61,84 @@ def _texts(content: Any) -> Iterator[str]:
             yield from _texts(nested)
 
 
-def prompt_texts(kwargs: Mapping[str, Any]) -> Iterator[str]:
-    """The outgoing text (system and messages) for content rules and the reservation estimate."""
-    yield from _texts(kwargs.get("system"))
-    for message in kwargs.get("messages") or ():
-        yield from _texts(get(message, "content"))
+# Keys of messages and blocks whose values are never free text: roles, ids, opaque signatures and
+# encrypted content, inline base64 sources (a plain-text document's ``data`` is read all the same).
+_OPAQUE = frozenset({"role", "type", "id", "tool_use_id", "signature", "data", "encrypted_content", "media_type", "cache_control", "file_id"})
+_LABELLED_UP_TO = 512  # characters: longer values are read bare (a "key: value" secret is never longer)
+
+
+def _fields(value: Any) -> Any:
+    """The keys and values of a dict or an SDK object (pydantic); None for anything else."""
+    if isinstance(value, dict) or is_mapping(value):
+        return value
+    return vars(value) if hasattr(type(value), "model_fields") else None
+
+
+def _arguments(root: Any, found: list[str], seen: set[int]) -> None:
+    """A tool call's ``input`` (a dict, no string form) as ``key: value`` lines, numbers included, so
+    that ``{"password": …}`` or a card number held as an int is judged as the API receives it."""
+    pending: list[tuple[Any, str]] = [(root, "input")]
+    while pending:
+        value, label = pending.pop()
+        if isinstance(value, str) or isinstance(value, (int, float)) and not isinstance(value, bool):
+            text = str(value)
+            found.append(text if len(text) > _LABELLED_UP_TO else f"{label}: {text}")
+            continue
+        fields = None if isinstance(value, (list, tuple)) else _fields(value)
+        if id(value) in seen or fields is None and not isinstance(value, (list, tuple)):
+            continue
+        seen.add(id(value))
+        if fields is None:
+            pending.extend((item, label) for item in value)
+        else:
+            pending.extend((item, str(key)) for key, item in fields.items())
+
+
+def _walk(roots: Iterable[Any], opaque: frozenset[str] = frozenset(), found: list[str] | None = None) -> list[str]:
+    """``found`` plus each text inside ``roots`` (dicts, lists, SDK models) as it is held, the roots
+    in order, with no recursion (any depth, each container once). Values of ``opaque`` keys are
+    passed over, except a plain-text document source's ``data``; a tool call's ``input`` is read by
+    :func:`_arguments`. The order of texts within one root is not kept (no rule depends on it)."""
+    found = [] if found is None else found
+    seen: set[int] = set()
+    for root in roots:
+        pending = [root]
+        while pending:
+            value = pending.pop()
+            if isinstance(value, str):
+                found.append(value)
+                continue
+            if isinstance(value, (list, tuple)):
+                if id(value) not in seen:
+                    seen.add(id(value))
+                    pending.extend(value)
+                continue
+            fields = _fields(value)
+            if fields is None or id(value) in seen:
+                continue
+            seen.add(id(value))
+            plain = fields.get("type") == "text"  # a plain-text source: its data is the document
+            for key, item in fields.items():
+                if isinstance(item, str):
+                    if key not in opaque or plain and key == "data":
+                        found.append(item)
+                elif key == "input" and opaque:
+                    _arguments(item, found, seen)
+                elif item is not None and key not in opaque and not isinstance(item, (bool, int, float)):
+                    pending.append(item)
+    return found
+
+
+def prompt_texts(kwargs: Mapping[str, Any]) -> list[str]:
+    """Every free text the request sends, for content rules and the reservation estimate: ``system``,
+    stop sequences, tool definitions (names, descriptions, input schemas: billed input tokens), the
+    output schema, then each message's blocks: texts, documents, thinking, tool calls' ``input``
+    and tool results, newest last. Credentials (``mcp_servers``) and ids are not prompt text."""
+    schemas = [schema for schema in (kwargs.get("output_format"), get(kwargs.get("output_config"), "format")) if not isinstance(schema, type)]  # a class: code
+    found = _walk([kwargs.get("system"), kwargs.get("stop_sequences")], _OPAQUE)
+    found = _walk([kwargs.get("tools"), *schemas], found=found)
+    messages = kwargs.get("messages")
+    return _walk(messages if isinstance(messages, (list, tuple)) else (), _OPAQUE, found)
 
 
 def input_messages(kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -113,10 +186,9 @@ def build_request(client: Any, kwargs: Mapping[str, Any], *, streaming: bool) ->
 
 
 def describe(instance: Any, kwargs: Mapping[str, Any], *, streaming: bool) -> Prepared:
-    """A Messages resource call for the kit: its request, its native block error and, as ``state``,
-    whether it runs inside another recorded call (then the enclosing span replaces the SDK's)."""
+    """A Messages resource call for the kit: its request and its native block error."""
     client = getattr(instance, "_client", None)
-    return Prepared(build_request(client, kwargs, streaming=streaming), block=blocker(client), state=in_recorded_call())
+    return Prepared(build_request(client, kwargs, streaming=streaming), block=blocker(client))
 
 
 def prepare(instance: Any, args: tuple, kwargs: dict) -> Prepared:

@@ -4,8 +4,9 @@
 * ``messages.stream()`` returns the SDK's own stream manager; only its pending request is swapped
   for one that runs the policy decision and wraps the raw stream, so ``with``/``async with``,
   ``text_stream`` and ``get_final_message()`` are the SDK's code reading a recorded stream.
-* ``with_raw_response`` / ``with_streaming_response`` return the SDK's ``APIResponse``; a response
-  whose body is not read yet is proxied so that ``parse()``/``json()``/``close()`` report the call.
+* ``with_raw_response`` / ``with_streaming_response`` return the SDK's ``APIResponse`` (0.x:
+  ``LegacyAPIResponse`` for the former); a response whose body is not read yet is proxied so that
+  ``parse()``/``json()``/``close()`` report the call.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from genops_autoinstrument.api import (
     RecordedMethod,
     RecordedStream,
     capture_content,
-    in_recorded_call,
     internal_error,
 )
 
+from ._compat import legacy_response_class
 from ._response import MessageEvents, finish_message
-from ._sdk_spans import replacing_sdk_span
 
 
 def is_stream(value: Any) -> bool:
@@ -50,7 +50,8 @@ def read(call: Call, result: Any, prepared: Prepared, is_async: bool) -> Any:
 
     if is_stream(result):
         return recorded_stream(call, result)
-    if isinstance(result, BaseAPIResponse):
+    legacy = legacy_response_class()
+    if isinstance(result, BaseAPIResponse) or (legacy is not None and isinstance(result, legacy)):
         http = result.http_response
         if http.is_closed and not getattr(result, "_is_sse_stream", False):
             finish_message(call, http.json())
@@ -140,12 +141,12 @@ class AsyncRawResponse(_UnreadResponse):
 
 
 def _prepare_entered(described: Prepared, args: tuple, kwargs: dict) -> Prepared:
-    """The request described at ``stream()``; whether it is nested is read when the manager is entered."""
-    return Prepared(described.request, block=described.block, state=in_recorded_call())
+    """The request described at ``stream()``, decided when the manager is entered."""
+    return described
 
 
 # The manager's pending request through the kit: "instance" is the call described at stream().
-_ENTERED = RecordedMethod("anthropic", _prepare_entered, read, replacing_sdk_span)
+_ENTERED = RecordedMethod("anthropic", _prepare_entered, read)
 _recorded_sync, _recorded_async = _ENTERED.sync, _ENTERED.async_
 
 

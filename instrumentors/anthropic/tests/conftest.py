@@ -1,13 +1,17 @@
-"""Shared fixtures: the real anthropic SDK against an httpx2 MockTransport serving Anthropic-shaped
-JSON and SSE bodies, the real OTel SDK through genops_autoinstrument.api.testing.capture."""
+"""Shared fixtures: the real anthropic SDK against a MockTransport of the SDK's own HTTP library
+(httpx2 from anthropic 2.0, httpx before) serving Anthropic-shaped JSON and SSE bodies, the real
+OTel SDK through genops_autoinstrument.api.testing.capture."""
 
 from __future__ import annotations
 
 import json
 from typing import Any, Callable
 
-import httpx2
+import anthropic._base_client
 import pytest
+
+# The HTTP library this anthropic release is built on: transports, responses and clients come from it.
+http = getattr(anthropic._base_client, "httpx2", None) or anthropic._base_client.httpx
 
 from genops_autoinstrument import config, semconv
 from genops_autoinstrument.governance.decisions import Decision
@@ -105,7 +109,7 @@ def stream_events(
     return events
 
 
-class Body(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+class Body(http.SyncByteStream, http.AsyncByteStream):
     """A network-like body, delivered in chunks and read lazily (sync or async), as a socket would."""
 
     def __init__(self, chunks: list[bytes]) -> None:
@@ -123,20 +127,20 @@ class Server:
     """The provider side: records every request and answers with JSON or SSE."""
 
     def __init__(self, body: Any = None, *, status: int = 200, events: list[dict[str, Any]] | None = None) -> None:
-        self.requests: list[httpx2.Request] = []
+        self.requests: list[http.Request] = []
         self.body = body if body is not None else message_json()
         self.status = status
         self.events = events
 
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+    def __call__(self, request: http.Request) -> http.Response:
         self.requests.append(request)
         payload = json.loads(request.content or b"{}")
         headers = {"request-id": f"req_{len(self.requests):04d}"}
         if self.events is not None and (payload.get("stream") or request.url.path.endswith("invoke-with-response-stream")):
             chunks = [sse([event]) for event in self.events]
-            return httpx2.Response(self.status, stream=Body(chunks), headers={**headers, "content-type": "text/event-stream"})
+            return http.Response(self.status, stream=Body(chunks), headers={**headers, "content-type": "text/event-stream"})
         body = {"input_tokens": 14} if request.url.path.endswith("count_tokens") else self.body
-        return httpx2.Response(self.status, stream=Body([json.dumps(body).encode()]), headers={**headers, "content-type": "application/json"})
+        return http.Response(self.status, stream=Body([json.dumps(body).encode()]), headers={**headers, "content-type": "application/json"})
 
     @property
     def sent(self) -> list[dict[str, Any]]:
@@ -154,6 +158,21 @@ def instrumented() -> Any:
     instrumentor.uninstrument()
 
 
+@pytest.fixture(name="http")
+def http_library() -> Any:
+    """The SDK's HTTP library module (httpx2 or httpx), for tests that build their own transports."""
+    return http
+
+
+@pytest.fixture
+def raw_response_class() -> Any:
+    """What ``with_raw_response`` returns bare: ``APIResponse`` from anthropic 1.0, ``LegacyAPIResponse`` in 0.x."""
+    import anthropic
+
+    legacy = getattr(getattr(anthropic, "_legacy_response", None), "LegacyAPIResponse", None)
+    return legacy or anthropic.APIResponse
+
+
 @pytest.fixture
 def settings() -> config.Settings:
     """Default settings, independent of the test process's environment."""
@@ -169,11 +188,11 @@ def make_client() -> Callable[..., Any]:
 
         cls = cls or anthropic.Anthropic
         is_async = cls.__name__.startswith("Async")
-        http = (httpx2.AsyncClient if is_async else httpx2.Client)(transport=httpx2.MockTransport(server))
+        client = (http.AsyncClient if is_async else http.Client)(transport=http.MockTransport(server))
         if "api_key" not in kwargs and "Bedrock" not in cls.__name__ and "Vertex" not in cls.__name__:
             kwargs["api_key"] = "sk-ant-test"
         kwargs.setdefault("max_retries", 0)
-        return cls(http_client=http, **kwargs)
+        return cls(http_client=client, **kwargs)
 
     return build
 
@@ -272,11 +291,11 @@ def aws_event_stream(events: list[dict[str, Any]]) -> list[bytes]:
 class BedrockServer(Server):
     """bedrock-runtime: /model/{id}/invoke (JSON) and /invoke-with-response-stream (event stream)."""
 
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+    def __call__(self, request: http.Request) -> http.Response:
         self.requests.append(request)
         if request.url.path.endswith("invoke-with-response-stream"):
-            return httpx2.Response(200, stream=Body(aws_event_stream(self.events or [])), headers={"content-type": "application/vnd.amazon.eventstream"})
-        return httpx2.Response(200, stream=Body([json.dumps(self.body).encode()]), headers={"content-type": "application/json"})
+            return http.Response(200, stream=Body(aws_event_stream(self.events or [])), headers={"content-type": "application/vnd.amazon.eventstream"})
+        return http.Response(200, stream=Body([json.dumps(self.body).encode()]), headers={"content-type": "application/json"})
 
 
 @pytest.fixture

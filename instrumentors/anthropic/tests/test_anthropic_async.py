@@ -13,6 +13,9 @@ from anthropic.types import Message
 from genops_autoinstrument import semconv
 from genops_autoinstrument.api.testing import capture
 
+# ``messages.parse`` (structured outputs) is newer than the plugin's oldest anthropic (0.69).
+needs_parse = pytest.mark.skipif(not hasattr(anthropic.resources.messages.Messages, "parse"), reason="no messages.parse in this anthropic")
+
 MODEL = "claude-sonnet-4-6"
 PROMPT = [{"role": "user", "content": "Say hello"}]
 
@@ -101,14 +104,16 @@ def test_async_error_mid_stream(make_client, sse_server, settings, one_span):
     assert one_span(recorded).status.status_code.name == "ERROR"
 
 
-def test_async_parse_and_raw_response(make_client, json_server, settings):
+@needs_parse
+def test_async_parse_and_raw_response(make_client, json_server, settings, raw_response_class):
     client = make_client(json_server(input_tokens=5, output_tokens=1), anthropic.AsyncAnthropic)
+    legacy = raw_response_class is not anthropic.APIResponse  # 0.x: one LegacyAPIResponse, parse() not awaited
 
     async def main():
         parsed = await client.messages.parse(model=MODEL, max_tokens=8, messages=PROMPT)
         raw = await client.messages.with_raw_response.create(model=MODEL, max_tokens=8, messages=PROMPT)
-        assert isinstance(raw, anthropic.AsyncAPIResponse)
-        return parsed, await raw.parse()
+        assert isinstance(raw, raw_response_class if legacy else anthropic.AsyncAPIResponse)
+        return parsed, raw.parse() if legacy else await raw.parse()
 
     with capture(settings) as recorded:
         parsed, message = asyncio.run(main())

@@ -9,7 +9,7 @@ import sys
 import anthropic
 import pydantic
 import pytest
-from anthropic.types import Message, ParsedMessage
+from anthropic.types import Message
 from anthropic.types.beta import BetaMessage
 
 from genops_autoinstrument import semconv
@@ -17,6 +17,9 @@ from genops_autoinstrument.governance.decisions import PolicyViolation
 from genops_autoinstrument.pricing.prices import price_call
 from genops_autoinstrument.api.testing import capture
 from genops_autoinstrument.pricing.usage import Usage
+
+# ``messages.parse`` (structured outputs) is newer than the plugin's oldest anthropic (0.69).
+needs_parse = pytest.mark.skipif(not hasattr(anthropic.resources.messages.Messages, "parse"), reason="no messages.parse in this anthropic")
 
 MODEL = "claude-sonnet-4-6"
 PROMPT = [{"role": "user", "content": "Say hello"}]
@@ -75,12 +78,13 @@ class Answer(pydantic.BaseModel):
     city: str
 
 
+@needs_parse
 def test_parse_returns_parsed_message(make_client, json_server, settings, one_span):
     server = json_server(text='{"city": "Paris"}', input_tokens=50, output_tokens=7)
     client = make_client(server)
     with capture(settings) as recorded:
         parsed = client.messages.parse(model=MODEL, max_tokens=100, messages=PROMPT, output_format=Answer)
-    assert isinstance(parsed, ParsedMessage)
+    assert isinstance(parsed, anthropic.types.ParsedMessage)
     assert parsed.parsed_output == Answer(city="Paris")
     attrs = dict(one_span(recorded).attributes)
     assert attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 50
@@ -89,11 +93,11 @@ def test_parse_returns_parsed_message(make_client, json_server, settings, one_sp
     assert server.sent[0]["output_config"]["format"]["type"] == "json_schema"
 
 
-def test_with_raw_response_returns_api_response_and_records(make_client, json_server, settings, one_span):
+def test_with_raw_response_returns_api_response_and_records(make_client, json_server, settings, one_span, raw_response_class):
     client = make_client(json_server(input_tokens=30, output_tokens=11, cache_read=5, cache_write=0))
     with capture(settings) as recorded:
         raw = client.messages.with_raw_response.create(model=MODEL, max_tokens=64, messages=PROMPT)
-        assert isinstance(raw, anthropic.APIResponse)
+        assert isinstance(raw, raw_response_class)
         assert raw.headers["request-id"] == "req_0001"
         message = raw.parse()
     assert type(message) is Message
@@ -165,14 +169,16 @@ def test_provider_error_is_unchanged_and_recorded(make_client, settings, one_spa
 
 
 def _status_server(status, body):
-    import httpx2
+    import anthropic._base_client
+
+    http = getattr(anthropic._base_client, "httpx2", None) or anthropic._base_client.httpx
 
     class Failing:
         requests: list = []
 
         def __call__(self, request):
             self.requests.append(request)
-            return httpx2.Response(status, json=body)
+            return http.Response(status, json=body)
 
     return Failing()
 
@@ -198,7 +204,7 @@ def test_plugin_import_does_not_import_anthropic():
 def test_dependencies_match_installed_sdk(instrumented):
     from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 
-    assert list(instrumented.instrumentation_dependencies()) == ["anthropic >= 1.0, < 3"]
+    assert list(instrumented.instrumentation_dependencies()) == ["anthropic >= 0.69, < 3"]
     assert get_dependency_conflicts(instrumented.instrumentation_dependencies()) is None
 
 

@@ -13,6 +13,9 @@ from genops_autoinstrument import semconv
 from genops_autoinstrument.governance.decisions import PolicyViolation
 from genops_autoinstrument.api.testing import capture
 
+# ``messages.parse`` (structured outputs) is newer than the plugin's oldest anthropic (0.69).
+needs_parse = pytest.mark.skipif(not hasattr(anthropic.resources.messages.Messages, "parse"), reason="no messages.parse in this anthropic")
+
 MODEL = "claude-opus-4-1"
 PROMPT = [{"role": "user", "content": "Summarise the quarterly report"}]
 
@@ -38,7 +41,8 @@ def test_budget_block_is_rate_limit_error(make_client, json_server, settings, go
     error = caught.value
     assert isinstance(error, PolicyViolation) and isinstance(error, anthropic.APIStatusError)
     assert error.status_code == 429
-    assert error.type == "rate_limit_error"
+    assert error.body["error"]["type"] == "rate_limit_error"
+    assert getattr(error, "type", "rate_limit_error") == "rate_limit_error"  # `.type` from anthropic 1.x
     assert error.decision is decisions["budget"]
     assert error.reason_code == semconv.REASON_BUDGET_EXCEEDED
     assert str(error) == "team search spent its 50 USD/day budget"
@@ -62,7 +66,8 @@ def test_model_block_is_permission_denied(make_client, json_server, settings, go
             client.messages.create(model=MODEL, max_tokens=16, messages=PROMPT)
     assert isinstance(caught.value, PolicyViolation)
     assert caught.value.status_code == 403
-    assert caught.value.type == "permission_error"
+    assert caught.value.body["error"]["type"] == "permission_error"
+    assert getattr(caught.value, "type", "permission_error") == "permission_error"  # `.type` from anthropic 1.x
     assert server.requests == []
     _blocked_span(recorded, decisions["model"])
 
@@ -71,7 +76,7 @@ def test_model_block_is_permission_denied(make_client, json_server, settings, go
     "call",
     [
         lambda c: c.messages.create(model=MODEL, max_tokens=16, messages=PROMPT, stream=True),
-        lambda c: c.messages.parse(model=MODEL, max_tokens=16, messages=PROMPT),
+        pytest.param(lambda c: c.messages.parse(model=MODEL, max_tokens=16, messages=PROMPT), marks=needs_parse),
         lambda c: c.messages.with_raw_response.create(model=MODEL, max_tokens=16, messages=PROMPT),
         lambda c: c.beta.messages.create(model=MODEL, max_tokens=16, messages=PROMPT),
         lambda c: c.messages.stream(model=MODEL, max_tokens=16, messages=PROMPT).__enter__(),

@@ -122,7 +122,7 @@ def test_error_event_mid_stream_fails_the_call_and_reaches_the_app(make_client, 
             for event in client.messages.create(model=MODEL, max_tokens=64, messages=PROMPT, stream=True):
                 seen.append(event.type)
     assert seen == ["message_start", "content_block_start", "content_block_delta"]  # the SDK drops ping
-    assert caught.value.type == "overloaded_error"
+    assert caught.value.body["error"]["type"] == "overloaded_error"
     span = one_span(recorded)
     assert span.status.status_code.name == "ERROR"
     assert span.attributes[semconv.ERROR_TYPE] == f"{type(caught.value).__module__}.{type(caught.value).__qualname__}"
@@ -140,13 +140,13 @@ def test_error_mid_stream_in_stream_helper(make_client, sse_server, settings, on
     assert one_span(recorded).status.status_code.name == "ERROR"
 
 
-def test_raw_response_of_a_stream(make_client, sse_server, settings, one_span):
+def test_raw_response_of_a_stream(make_client, sse_server, settings, one_span, raw_response_class):
     from genops_autoinstrument.api.testing import capture
 
     client = make_client(sse_server(input_tokens=9, output_tokens=3))
     with capture(settings) as recorded:
         raw = client.messages.with_raw_response.create(model=MODEL, max_tokens=64, messages=PROMPT, stream=True)
-        assert isinstance(raw, anthropic.APIResponse)
+        assert isinstance(raw, raw_response_class)
         stream = raw.parse()
         assert isinstance(stream, anthropic.Stream)
         assert raw.parse() is stream  # the SDK caches parse(); so does the proxy
