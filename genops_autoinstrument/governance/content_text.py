@@ -58,12 +58,25 @@ def _without_long_runs(shape: bytes) -> bytes:
     return _LONG_RUNS.sub(lambda run: b"a" * len(run.group()), shape)
 
 
+_JSON_ESCAPE = re.compile(rb"\\[nrtbf\"/\\]")
+
+
+def _without_json_escapes(raw: bytes) -> bytes:
+    """Escapes inside JSON strings (tool-call arguments) read as the separators they stand for: in
+    ``"note\\n4012 8888 8888 1881"`` the escape would otherwise glue an ``n`` to the card number.
+    Same length, so offsets hold; ``\\n`` keeps its line break for the paragraph checks."""
+    if b"\\" not in raw:
+        return raw
+    return _JSON_ESCAPE.sub(lambda escape: b" \n" if escape.group()[1:] in (b"n", b"r") else b"  ", raw)
+
+
 class Text:
     """One prompt's bytes, their translations, and the candidate budget left (shared by the detectors)."""
 
     __slots__ = ("raw", "shape", "tokens", "lower", "allowance", "budget", "_asked")
 
     def __init__(self, raw: bytes) -> None:
+        raw = _without_json_escapes(raw)
         self.raw = raw
         self.shape = _without_long_runs(raw.translate(SHAPE_CLASS))
         self.tokens = raw.translate(TOKEN_CLASS)

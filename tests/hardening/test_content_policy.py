@@ -368,19 +368,26 @@ def test_openai_chat_with_a_secret_is_refused_before_it_is_sent(openai_client):
     assert len(sent) == 1 and "123.456.7890" in sent[0]["messages"][0]["content"]
 
 
-@pytest.mark.xfail(strict=True, reason="gap: the OpenAI plugin's prompt_text (chat_prompt_text) omits tool_calls[].function.arguments")
 def test_openai_tool_call_arguments_are_checked(openai_client):
+    """A secret only in an assistant tool call's arguments (a JSON string, read as given) blocks the call."""
+    import openai
+
     client, sent = openai_client
-    arguments = json.dumps({"connection": SECRETS["url password postgres"]})
-    messages = [
-        {"role": "user", "content": "Check the database."},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "connect", "arguments": arguments}}]},
-        {"role": "tool", "tool_call_id": "t1", "content": "connected"},
-    ]
+
+    def messages(connection: str) -> list[dict[str, Any]]:
+        arguments = json.dumps({"connection": connection})
+        return [
+            {"role": "user", "content": "Check the database."},
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "connect", "arguments": arguments}}]},
+            {"role": "tool", "tool_call_id": "t1", "content": "connected"},
+        ]
+
     with governed():
-        with contextlib.suppress(Exception):
-            client.chat.completions.create(model="gpt-4o-mini", messages=messages)
-    assert sent == []
+        with pytest.raises(openai.PermissionDeniedError):
+            client.chat.completions.create(model="gpt-4o-mini", messages=messages(SECRETS["url password postgres"]))
+        assert sent == []
+        client.chat.completions.create(model="gpt-4o-mini", messages=messages("db.prod.internal:5432/orders"))
+    assert len(sent) == 1 and sent[0]["messages"] == messages("db.prod.internal:5432/orders")
 
 
 def test_the_context_word_shortcut_covers_every_word():
@@ -393,3 +400,17 @@ def test_the_context_word_shortcut_covers_every_word():
     many_builds = " ".join(f"build 2{n:02d}.555.01{n:02d}" for n in range(40))  # 40 context checks, no phone word
     assert verdict(many_builds) == ()
     assert verdict(many_builds + "\nlandline 415.555.0123") == ("phone",)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "kind"),
+    [
+        (r'{"note": "line one\n4012 8888 8888 1881"}', "payment_card"),
+        (r'{"text": "call\n415-555-0187"}', "phone"),
+        (r'{"text": "x\nSSN 536-22-8147"}', "us_ssn"),
+    ],
+)
+def test_json_escapes_in_tool_call_arguments_do_not_hide_findings(arguments, kind):
+    # Tool-call arguments are JSON text: "\n" there is two characters, backslash and n, and the n
+    # must not glue itself to the number that follows.
+    assert kind in content_rules.scan([arguments])

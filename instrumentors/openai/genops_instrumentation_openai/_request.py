@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Callable, Iterable, Iterator
 
-from genops_autoinstrument.api import CallRequest, get, given, semconv, server_of_url
+from genops_autoinstrument.api import CallRequest, get, given, is_mapping, semconv, server_of_url
 
 # Hosts of OpenAI-compatible services -> gen_ai.provider.name: the semantic conventions' names where
 # they define one (groq, deepseek, mistral_ai, perplexity, x_ai, gcp.*, anthropic, cohere), else
@@ -123,7 +123,94 @@ def _without_userinfo(url: str) -> str:
     return url
 
 
-# --- prompt text and messages ----------------------------------------------------------------
+# --- prompt text: every free text the request sends -----------------------------------------
+# Keys of messages and input items whose values are never free text: roles, ids and statuses,
+# inline binary payloads (base64 audio and files), encrypted reasoning, generated images, log-probs.
+_NOT_TEXT = frozenset({"role", "type", "id", "call_id", "tool_call_id", "status", "detail", "file_id", "file_data", "data", "encrypted_content", "result", "logprobs"})
+_NOTHING: frozenset[str] = frozenset()
+
+
+def _collect(roots: Iterable[Any], skip: frozenset[str] = _NOTHING, out: list[str] | None = None) -> list[str]:
+    """``out`` plus each string inside each of ``roots`` (dicts, lists, SDK models), the roots in
+    order, each string as the object holds it (never re-serialised), except the values of ``skip``
+    keys and ``data:`` URLs (inline images, audio, files). No recursion (any depth), each container
+    once (no cycle); the order of strings within one root is not kept (no rule depends on it)."""
+    out = [] if out is None else out
+    seen: set[int] = set()
+    for root in roots:
+        if isinstance(root, str):
+            if root and not root.startswith("data:"):
+                out.append(root)
+            continue
+        stack = [root]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, (list, tuple)):
+                children: Any = item
+            elif isinstance(item, dict) or is_mapping(item):
+                children = [child for key, child in item.items() if key not in skip] if skip else item.values()
+            elif hasattr(type(item), "model_fields"):  # an SDK object (pydantic), e.g. a previous response's message
+                children = [child for key, child in vars(item).items() if key not in skip]
+            else:
+                continue
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            for child in children:
+                if isinstance(child, str):
+                    if child and not child.startswith("data:"):
+                        out.append(child)
+                elif child is not None and not isinstance(child, (int, float)):
+                    stack.append(child)
+    return out
+
+
+def _items(value: Any) -> Any:
+    return value if isinstance(value, (list, tuple)) else (value,)
+
+
+def chat_prompt_text(kwargs: Mapping[str, Any]) -> list[str]:
+    """Every free text of a chat request, for content rules and the estimate: stop sequences and
+    metadata, tool and legacy function definitions (names, descriptions, parameter schemas: billed
+    input tokens), the response schema, the predicted output (``prediction.content``), then each
+    message's contents, names, refusals and tool-call arguments (the JSON strings as given), newest last."""
+    response_format = kwargs.get("response_format")
+    schema = None if isinstance(response_format, type) or not given(response_format) else get(response_format, "json_schema")  # a class: code
+    prediction = kwargs.get("prediction")
+    texts = _collect((kwargs.get("stop"), kwargs.get("metadata"), kwargs.get("tools"), kwargs.get("functions"), schema, get(prediction, "content") if given(prediction) else None))
+    return _collect(_items(kwargs.get("messages")), _NOT_TEXT, texts)
+
+
+def responses_prompt_text(kwargs: Mapping[str, Any]) -> list[str]:
+    """Every free text of a Responses API request: ``instructions``, stop and metadata, function and
+    custom tool definitions (and built-in tools' descriptions: never an MCP tool's authorization or
+    headers), the output schema, prompt-template variables, then every ``input`` item: messages,
+    function and custom tool calls' arguments and outputs, reasoning summaries, shell and code items."""
+    text, prompt = kwargs.get("text"), kwargs.get("prompt")
+    roots = [kwargs.get("instructions"), kwargs.get("stop"), kwargs.get("metadata"), get(text, "format") if given(text) else None]
+    for tool in _items(kwargs.get("tools")):
+        roots += [tool] if get(tool, "type") in ("function", "custom") else [get(tool, "description"), get(tool, "server_description")]
+    texts = _collect(roots)
+    variables = get(prompt, "variables") if given(prompt) else None  # each a string or an input_text/image/file item
+    return _collect([*(variables.values() if is_mapping(variables) else ()), *_items(kwargs.get("input"))], _NOT_TEXT, texts)
+
+
+def plain_texts(value: Any) -> Iterator[str]:
+    """Prompt or input of legacy completions and embeddings: a string or a list of strings."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if isinstance(item, str):
+                yield item
+
+
+def completion_prompt_text(kwargs: Mapping[str, Any]) -> list[str]:
+    """A legacy completion's stop sequences, prompt and ``suffix`` (the text after the insertion)."""
+    return _collect((kwargs.get("stop"), kwargs.get("prompt"), kwargs.get("suffix")))
+
+
+# --- input messages (recorded only on opt-in) --------------------------------------------------
 def _content_texts(content: Any) -> Iterator[str]:
     if isinstance(content, str):
         yield content
@@ -138,41 +225,6 @@ def _content_texts(content: Any) -> Iterator[str]:
                 yield text
             elif isinstance(get(part, "refusal"), str):
                 yield get(part, "refusal")
-
-
-def chat_prompt_text(messages: Any) -> Iterator[str]:
-    """The text parts of chat messages (system, user, assistant and tool contents)."""
-    for message in messages or ():
-        yield from _content_texts(get(message, "content"))
-
-
-def responses_prompt_text(kwargs: Mapping[str, Any]) -> Iterator[str]:
-    """The text of ``instructions`` and ``input`` of a Responses API request."""
-    instructions = kwargs.get("instructions")
-    if isinstance(instructions, str):
-        yield instructions
-    value = kwargs.get("input")
-    if isinstance(value, str):
-        yield value
-        return
-    for item in value if isinstance(value, (list, tuple)) else ():
-        if isinstance(item, str):
-            yield item
-            continue
-        yield from _content_texts(get(item, "content"))
-        output = get(item, "output")
-        if isinstance(output, str):
-            yield output
-
-
-def plain_texts(value: Any) -> Iterator[str]:
-    """Prompt or input of legacy completions and embeddings: a string or a list of strings."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            if isinstance(item, str):
-                yield item
 
 
 def _text_parts(content: Any) -> list[dict[str, Any]]:
@@ -302,7 +354,7 @@ def chat_request(server: Server, kwargs: Mapping[str, Any], streaming: bool) -> 
         params,
         _max_tokens(kwargs, "max_completion_tokens", "max_tokens"),
         streaming,
-        lambda: chat_prompt_text(messages),
+        lambda: chat_prompt_text(kwargs),
         lambda: chat_input_messages(messages),
     )
 
@@ -337,7 +389,7 @@ def completions_request(server: Server, kwargs: Mapping[str, Any], streaming: bo
         _common(kwargs),
         _max_tokens(kwargs, "max_tokens"),
         streaming,
-        lambda: plain_texts(prompt),
+        lambda: completion_prompt_text(kwargs),
         lambda: [{"role": "user", "parts": [{"type": "text", "content": t} for t in plain_texts(prompt)]}],
     )
 
