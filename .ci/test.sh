@@ -32,7 +32,11 @@ for plugin in instrumentors/*/; do
         # the DSPy plugin is tested with dspy installed without it (below).
         instrumentors/dspy/) plugins+=("./${plugin%/}"); continue ;;
     esac
-    plugins+=("./${plugin%/}[instruments]")
+    if grep -q '^instruments = ' "$plugin/pyproject.toml"; then
+        plugins+=("./${plugin%/}[instruments]")
+    else  # a plugin for any of several libraries (the wire layer): those the tests drive are installed below
+        plugins+=("./${plugin%/}")
+    fi
 done
 # Installed from wheels, not in editable mode: the tests exercise what users install.
 # Beside them, what the tests drive: boto3 (the Bedrock example, Anthropic's Bedrock client),
@@ -41,7 +45,8 @@ done
 # instrumentation (the double-counting tests; util-genai 1.3 broke its import, hence the pin).
 "$venv/bin/python" -m pip install -q ".[test,redis,grpc]" "${plugins[@]}" \
     "boto3>=1.34,<2" "google-auth>=2.20,<3" "fastapi>=0.115,<1" "opentelemetry-instrumentation-fastapi>=0.60b0,<1" \
-    "uvicorn>=0.30,<1" "gunicorn>=22,<28" "opentelemetry-instrumentation-openai-v2>=2.1b0,<3" "opentelemetry-util-genai==1.1b0"
+    "uvicorn>=0.30,<1" "gunicorn>=22,<28" "requests>=2.31,<3" \
+    "langchain-core>=1.8,<2" "langchain-openai>=1.8,<2" "langchain>=1.5,<2" "opentelemetry-instrumentation-openai-v2>=2.1b0,<3" "opentelemetry-util-genai==1.1b0"
 
 # DSPy without litellm: its default engine sends on sockets of its own and needs none of it.
 "$venv/bin/python" -m pip install -q --no-deps "dspy==3.4.1"

@@ -53,3 +53,30 @@ __all__ = [
     "semconv",
     "server_of_url",
 ]
+
+# The wire layer's kit (plugins that see model calls as HTTP requests): provider names from hosts,
+# native block answers, attempts, and response bodies read along with the application.
+from genops_autoinstrument.api.wire import BlockedReply, blocked_reply, http_status_error, note_attempt, provider_for_host  # noqa: E402
+from genops_autoinstrument.api.wire_streams import WireAccumulator, WireBody  # noqa: E402
+
+__all__ += ["BlockedReply", "WireAccumulator", "WireBody", "blocked_reply", "http_status_error", "note_attempt", "provider_for_host"]
+
+# Framework plugins: runs a framework opens and closes by events (agent, chain, tool), as units of work.
+from genops_autoinstrument.api.runs import (  # noqa: E402
+    GEN_AI_AGENT_ID,
+    GEN_AI_AGENT_NAME,
+    GEN_AI_CONVERSATION_ID,
+    GEN_AI_TOOL_CALL_ID,
+    GEN_AI_TOOL_DESCRIPTION,
+    GEN_AI_TOOL_NAME,
+    GEN_AI_TOOL_TYPE,
+    OPERATION_EXECUTE_TOOL,
+    OPERATION_INVOKE_AGENT,
+    Runs,
+    when_imported,
+)
+
+__all__ += [
+    "GEN_AI_AGENT_ID", "GEN_AI_AGENT_NAME", "GEN_AI_CONVERSATION_ID", "GEN_AI_TOOL_CALL_ID", "GEN_AI_TOOL_DESCRIPTION",
+    "GEN_AI_TOOL_NAME", "GEN_AI_TOOL_TYPE", "OPERATION_EXECUTE_TOOL", "OPERATION_INVOKE_AGENT", "Runs", "when_imported",
+]
