@@ -237,3 +237,29 @@ def test_fail_open_a_call_whose_reserve_timed_out_still_has_its_spend_recorded(u
         assert _failures(reader) == {"reserve": 1}
     finally:
         governor.close()
+
+
+def test_a_settlement_queued_where_no_thread_can_start_is_drained_at_exit(url, monkeypatch):
+    # Python 3.12.0-1 refuse new threads during interpreter shutdown: the keeper cannot start,
+    # so the exit drain must still know this ledger and retry its queue.
+    from genops_autoinstrument.governance.ledger import redis as redis_ledger
+
+    ledger = RedisLedger(url, timeout_ms=50)
+    try:
+        now = time.time()  # no reserve first: this ledger has never started its keeper
+        stall = _stall(url)
+
+        def refuse(self):
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+
+        monkeypatch.setattr(threading.Thread, "start", refuse)
+        with pytest.raises(LedgerError, match="Timeout"):
+            ledger.settle("t-exit", 500, BUCKETS, 400, now)  # queued; no keeper can start, nothing raised for it
+        monkeypatch.undo()
+        stall.join()
+        assert ledger.pending == 1 and ledger in redis_ledger._live
+        redis_ledger._drain_at_exit()
+        assert ledger.pending == 0
+        assert _figures(url) == Figures(400, 0)  # counted once, by the settlement that ran late or the retry
+    finally:
+        ledger.close()

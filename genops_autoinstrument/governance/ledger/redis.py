@@ -321,11 +321,16 @@ class RedisLedger(Ledger):
             return
         with self._lock:
             if self._keeper is None or not self._keeper.is_alive():
-                self._stop = threading.Event()
-                self._keeper = threading.Thread(target=_keep, args=(weakref.ref(self), self._stop, self._wake), name="genops-ledger-keeper", daemon=True)
-                self._keeper.start()
+                # Registered first: what is queued is drained at exit even if no keeper can start.
                 _live.add(self)
                 lifecycle.at_exit(_drain_at_exit, lifecycle.EXIT_DEFERRED + 5)  # after queued settlements ran, before telemetry shuts down
+                self._stop = threading.Event()
+                keeper = threading.Thread(target=_keep, args=(weakref.ref(self), self._stop, self._wake), name="genops-ledger-keeper", daemon=True)
+                try:
+                    keeper.start()
+                except RuntimeError:  # interpreter shutdown (Python 3.12.0-1): the exit drain retries instead
+                    return
+                self._keeper = keeper
 
     def renew(self) -> int:
         """Extend the lease of every reservation this process still holds; how many were renewed."""
