@@ -46,7 +46,8 @@ done
 "$venv/bin/python" -m pip install -q ".[test,redis,grpc]" "${plugins[@]}" \
     "boto3>=1.34,<2" "google-auth>=2.20,<3" "fastapi>=0.115,<1" "opentelemetry-instrumentation-fastapi>=0.60b0,<1" \
     "uvicorn>=0.30,<1" "gunicorn>=22,<28" "requests>=2.31,<3" \
-    "langchain-core>=1.8,<2" "langchain-openai>=1.8,<2" "langchain>=1.5,<2" "opentelemetry-instrumentation-openai-v2>=2.1b0,<3" "opentelemetry-util-genai==1.1b0"
+    "langchain-core>=1.8,<2" "langchain-openai>=1.8,<2" "langchain>=1.5,<2" \
+    "aiohttp>=3.13,<4" "ollama>=0.6.3,<0.7" "cohere>=7.3,<8" "mistralai>=3.7,<4" "langchain-mistralai>=1.1.6,<2" "opentelemetry-instrumentation-openai-v2>=2.1b0,<3" "opentelemetry-util-genai==1.1b0"
 
 # DSPy without litellm: its default engine sends on sockets of its own and needs none of it.
 "$venv/bin/python" -m pip install -q --no-deps "dspy==3.4.1"

@@ -241,12 +241,11 @@ def report(results: dict[str, Series], args: Any) -> str:
             rows.append([name, variant, f"{series.median(variant):.2f}", added, ratio, f"{series.spread(variant):.2f}"])
     table = markdown_table(["workload", "variant", "µs each (median)", "µs added vs bare (paired median)", "ratio", "IQR µs"], rows)
     packages = ("httpx", "httpx2", "requests", "openai", "genops-autoinstrument")
-    note = f"\n{args.note}\n" if args.note else ""
     return (
         f"# Wire layer overhead\n\n{environment(packages)}\n\n{round_count(results)} interleaved rounds, order shuffled each round.\n\n{table}\n\n"
         "Goal: a non-model request costs ≤ 2 µs more than bare. `wrapt no-op` is the same send method wrapped by "
         "wrapt with a pass-through wrapper (wrapt's own share); `plain check` is a plain function doing the wire "
-        f"layer's path test (what a patch without wrapt would cost).\n{note}"
+        "layer's path test (what a patch without wrapt would cost).\n"
     )
 
 

@@ -171,9 +171,8 @@ def test_a_blocked_model_never_leaves_the_process_and_gets_the_providers_403(pro
     assert json.loads(lines) == body
     assert error.status == 403 and error.headers["x-should-retry"] == "false"
     assert [span.attributes[semconv.GENOPS_POLICY_RESULT] for span in recorded.spans()] == [semconv.RESULT_BLOCKED] * 2
-    decision = policy_decision(error)
-    if decision is not None:  # needs policy_decision to look at an error's headers (see the wire notes)
-        assert decision.reason_code == semconv.REASON_POLICY_DENY_MODEL
+    decision = policy_decision(error)  # aiohttp's error keeps the response's headers, registered with the refusal
+    assert decision is not None and decision.reason_code == semconv.REASON_POLICY_DENY_MODEL
 
 
 def test_a_session_that_raises_for_status_raises_for_a_refusal_too(providers, governed, h):

@@ -56,20 +56,14 @@ def test_async_call_through_aiohttp_is_recorded_once(gemini, providers, rec):
     assert len(providers.requests) == 1
 
 
-LAZY_SEND = (
-    "the SDK sends a stream's request at the first chunk, after generate_content_stream returned: the plugin's "
-    "call is no longer the active one, so the wire layer records it too. Needs the kit's RecordedStream / "
-    "RecordedAsyncStream to make their call active while they pull a chunk (genops_autoinstrument/api/streams.py)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=LAZY_SEND)
+# google-genai sends a stream's request at the first chunk, after generate_content_stream returned:
+# the kit's stream proxies make their call the active one while they pull, so the wire layer
+# sees the request as recorded.
 def test_sync_stream_is_recorded_once(gemini, providers, rec):
     assert "".join(chunk.text for chunk in gemini.models.generate_content_stream(model=MODEL, contents="Say hello")) == "Hello!"
     _one_span_per_call(rec, 1)
 
 
-@pytest.mark.xfail(strict=True, reason=LAZY_SEND)
 def test_async_stream_is_recorded_once(gemini, providers, rec):
     async def main() -> str:
         stream = await gemini.aio.models.generate_content_stream(model=MODEL, contents="Say hello")
