@@ -14,7 +14,7 @@ from typing import Any
 
 import wrapt
 
-from genops_autoinstrument.engine.call import Call
+from genops_autoinstrument.engine.call import Call, activate, deactivate
 from genops_autoinstrument.diagnostics import internal_error
 
 
@@ -55,6 +55,22 @@ def _end(proxy: Any, error: BaseException | None = None) -> None:
         call.finish()
 
 
+def _pulling(call: Call, pull: Any) -> Any:
+    """``pull`` with ``call`` active while the SDK produces a chunk: an SDK that sends its request
+    at the first chunk (google-genai) must not be recorded again by a lower layer (the wire layer)."""
+
+    def pull_active() -> Any:
+        if call.ended:
+            return pull()
+        token = activate(call)
+        try:
+            return pull()
+        finally:
+            deactivate(token)
+
+    return pull_active
+
+
 class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
     """A synchronous SDK stream that reports its chunks to the engine."""
 
@@ -77,8 +93,13 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
 
     def _chunks(self, chunks: Any) -> Any:
         add = self._self_add
+        pull = _pulling(self._self_call, chunks.__next__)
         try:
-            for chunk in chunks:
+            while True:
+                try:
+                    chunk = pull()
+                except StopIteration:
+                    break
                 try:
                     hide = add(chunk)
                 except Exception as internal:
@@ -94,9 +115,9 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         _end(self)
 
     def __next__(self) -> Any:
-        next_chunk = self._self_next
-        if next_chunk is None:  # not an iterator: next() fails as on the SDK object itself
+        if self._self_next is None:  # not an iterator: next() fails as on the SDK object itself
             raise TypeError(f"{type(self.__wrapped__).__name__!r} object is not an iterator")
+        next_chunk = _pulling(self._self_call, self._self_next)
         add = self._self_add
         while True:
             try:
@@ -153,7 +174,11 @@ class RecordedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
     async def __anext__(self) -> Any:
         wrapped = self.__wrapped__
         add = self._self_add
+        call = self._self_call
         while True:
+            # The call is the active one while the SDK pulls: an SDK that sends its request at the
+            # first chunk (google-genai's async streams) must not be recorded again by a lower layer.
+            token = activate(call) if not call.ended else None
             try:
                 chunk = await wrapped.__anext__()
             except StopAsyncIteration:
@@ -162,6 +187,9 @@ class RecordedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
             except BaseException as error:
                 _end(self, error)
                 raise
+            finally:
+                if token is not None:
+                    deactivate(token)
             try:
                 if not add(chunk):
                     return chunk

@@ -54,4 +54,7 @@ def _decision_of(error: BaseException) -> Decision | None:
     if isinstance(decision, Decision) and decision.blocks:
         return decision
     response = getattr(error, "response", None)
-    return refusal_of(response) if response is not None else None
+    if response is not None:
+        return refusal_of(response)
+    headers = getattr(error, "headers", None)  # aiohttp's ClientResponseError keeps the headers, not the response
+    return refusal_of(headers) if headers is not None else None

@@ -168,3 +168,13 @@ def in_recorded_call() -> bool:
 def current_call_span() -> Any:
     """The span of the call GenOps is recording in this context (an SDK hook running inside it), or None."""
     return _active.get()
+
+
+def activate(call: Call) -> Any:
+    """Make ``call`` the recorded call of this context again (a stream pulling its next chunk, when
+    the SDK sends its request lazily); returns the token for :func:`deactivate`."""
+    return _active.set(call._span)
+
+
+def deactivate(token: Any) -> None:
+    _active.reset(token)

@@ -13,20 +13,24 @@ from typing import Any
 
 from genops_autoinstrument.governance.decisions import Decision
 
-_REFUSED_RESPONSES: "weakref.WeakKeyDictionary[Any, Decision]" = weakref.WeakKeyDictionary()
+# id(response) -> (a weak reference to it, the decision). Keyed by identity, not by hash: the
+# headers mapping some clients keep on their error (aiohttp) is weakly referenceable but unhashable.
+_REFUSED: dict[int, tuple["weakref.ref[Any]", Decision]] = {}
 
 
 def remember_refusal(response: Any, decision: Decision) -> None:
     """Note that ``response`` is GenOps' answer to a call ``decision`` refused."""
+    key = id(response)
     try:
-        _REFUSED_RESPONSES[response] = decision
+        reference = weakref.ref(response, lambda _: _REFUSED.pop(key, None))
     except TypeError:  # not weakly referenceable: it stays unrecognisable, nothing breaks
-        pass
+        return
+    _REFUSED[key] = (reference, decision)
 
 
 def refusal_of(response: Any) -> Decision | None:
     """The decision behind a response :func:`remember_refusal` registered, else None."""
-    try:
-        return _REFUSED_RESPONSES.get(response)
-    except TypeError:
+    entry = _REFUSED.get(id(response))
+    if entry is None or entry[0]() is not response:  # an id reused by another object
         return None
+    return entry[1]
