@@ -80,3 +80,8 @@ __all__ += [
     "GEN_AI_AGENT_ID", "GEN_AI_AGENT_NAME", "GEN_AI_CONVERSATION_ID", "GEN_AI_TOOL_CALL_ID", "GEN_AI_TOOL_DESCRIPTION",
     "GEN_AI_TOOL_NAME", "GEN_AI_TOOL_TYPE", "OPERATION_EXECUTE_TOOL", "OPERATION_INVOKE_AGENT", "Runs", "when_imported",
 ]
+
+# Framework plugins: whether an error is GenOps' refusal (a retry predicate's question).
+from genops_autoinstrument.api.runs import is_refusal  # noqa: E402
+
+__all__ += ["is_refusal"]

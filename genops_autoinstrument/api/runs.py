@@ -262,3 +262,23 @@ def when_imported(instrumentor: Any, module: str, hook: Callable[[ModuleType], N
     finder = get_finder()
     finder.install()
     finder.watch(module, guarded)
+
+
+def is_refusal(error: BaseException | None) -> bool:
+    """True when ``error`` is GenOps' refusal of a call itself: the native error of a blocked call
+    (it carries the blocking decision), or an SDK error built from the response the wire layer
+    refused a call with. For a framework's retry predicate: retrying a refusal asks again for a
+    call GenOps has just refused (a framework plugin makes such retries final)."""
+    from genops_autoinstrument.governance.decisions import Decision
+    from genops_autoinstrument.governance.refusals import refusal_of
+
+    if error is None:
+        return False
+    decision = getattr(error, "decision", None)
+    if isinstance(decision, Decision):
+        return decision.blocks
+    response = getattr(error, "response", None)
+    return response is not None and refusal_of(response) is not None
+
+
+__all__ += ["is_refusal"]

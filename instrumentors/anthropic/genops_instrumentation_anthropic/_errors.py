@@ -33,7 +33,7 @@ def blocker(client: Any) -> BlockFactory:
             "error": {"type": error_type, "message": message},
             "genops": {"policy": decision.policy_name, "reason_code": decision.reason_code},
         }
-        headers = {"x-genops-policy-result": decision.result}
+        headers = {"x-genops-policy-result": decision.result, "x-should-retry": "false"}  # a refusal is final for any retry policy that reads it
         response = http.Response(status, json=body, headers=headers, request=request)
         return native_violation(native, decision, lambda cls: cls(message, response=response, body=body))
 

@@ -38,7 +38,7 @@ def block_factory(base_url: str | None, path: str) -> BlockFactory:
             native = openai.PermissionDeniedError
             status = 403
             body = {"message": message, "type": "genops_policy_violation", "param": None, "code": (decision.reason_code or "policy_violation").lower()}
-        headers = {"x-genops-policy-result": decision.result}
+        headers = {"x-genops-policy-result": decision.result, "x-should-retry": "false"}  # a refusal is final for any retry policy that reads it
         if decision.policy_name:
             headers["x-genops-policy-name"] = decision.policy_name
         response = http.Response(status, json={"error": body}, headers=headers, request=http.Request("POST", url))

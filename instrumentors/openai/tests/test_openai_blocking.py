@@ -47,6 +47,8 @@ def test_budget_block_is_rate_limit_error(blocked, server, h, decision):
     assert error.code == "insufficient_quota"
     assert error.body["type"] == "insufficient_quota"
     assert error.response.status_code == 429
+    assert error.response.headers["x-should-retry"] == "false"  # final for retry policies that read it (the Agents SDK's)
+    assert "retry-after" not in error.response.headers  # a policy waiting for it would sleep to the period's end
     assert error.response.request.url.path == "/v1/chat/completions"
     assert error.request is error.response.request
     assert error.decision is decision and error.policy_name == decision.policy_name
