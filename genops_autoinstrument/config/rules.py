@@ -19,6 +19,7 @@ SCOPES = {
     "customer_id": "genops.customer_id",
     "cost_center": "genops.cost_center",
     "feature": "genops.feature",
+    "agent": "gen_ai.agent.name",  # set by the framework plugins for the calls an agent makes
 }
 BUDGET_PERIODS = ("hour", "day", "week", "month", "total")
 BUDGET_MODES = ("enforced", "warn", "audit")
@@ -175,7 +176,7 @@ def parse_model_patterns(variable: str, raw: str) -> tuple[str, ...]:
     return tuple(patterns)
 
 
-BAGGAGE_KEYS = tuple(name for name in SCOPES if name != "global")
+BAGGAGE_KEYS = tuple(name for name in SCOPES if name not in ("global", "agent"))  # an agent is named by its framework, not by callers
 
 
 def parse_baggage_keys(variable: str, raw: str) -> frozenset[str]:
