@@ -47,11 +47,16 @@ done
     "boto3>=1.34,<2" "google-auth>=2.20,<3" "fastapi>=0.115,<1" "opentelemetry-instrumentation-fastapi>=0.60b0,<1" \
     "uvicorn>=0.30,<1" "gunicorn>=22,<28" "requests>=2.31,<3" \
     "langchain-core>=1.8,<2" "langchain-openai>=1.8,<2" "langchain>=1.5,<2" \
-    "aiohttp>=3.13,<4" "ollama>=0.6.3,<0.7" "cohere>=7.3,<8" "mistralai>=3.7,<4" "langchain-mistralai>=1.1.6,<2" "opentelemetry-instrumentation-openai-v2>=2.1b0,<3" "opentelemetry-util-genai==1.1b0"
+    "aiohttp>=3.13,<4" "ollama>=0.6.3,<0.7" "cohere>=7.3,<8" "mistralai>=3.7,<4" "langchain-mistralai>=1.1.6,<2" "pydantic-ai-slim[openai]>=2.78,<3" "opentelemetry-instrumentation-openai-v2>=2.1b0,<3" "opentelemetry-util-genai==1.1b0"
 
 # LlamaIndex's OpenAI connector pins openai<3 while the suite runs the newest openai (3.x), which
 # its tests pass on: installed without its pins so the whole suite keeps one openai.
 "$venv/bin/python" -m pip install -q --no-deps "llama-index-llms-openai==0.8.3"
+
+# The GenAI utilities release that defines the shared inference-context key (1.3b0) breaks the
+# official OpenAI instrumentation's import, which the suite also runs (hence 1.1b0 above): it is
+# kept aside, for the counted-once tests that load it in a subprocess of their own.
+"$venv/bin/python" -m pip install -q --no-deps --upgrade --target "$venv/extras/util-genai-1.3b0" "opentelemetry-util-genai==1.3b0"
 
 # DSPy without litellm: its default engine sends on sockets of its own and needs none of it.
 "$venv/bin/python" -m pip install -q --no-deps "dspy==3.4.1"

@@ -62,7 +62,7 @@ _active: contextvars.ContextVar[Any] = contextvars.ContextVar("genops_call_activ
 class Call:
     """One recorded provider call. Ends exactly once, whichever of finish/fail/close comes first."""
 
-    __slots__ = ("_request", "_engine", "_span", "_attribution", "_ticket", "_start", "_ended", "_token", "_sink", "_unit", "_held")
+    __slots__ = ("_request", "_engine", "_span", "_attribution", "_ticket", "_start", "_ended", "_token", "_sink", "_unit", "_held", "_foreign", "_shared", "_shared_token")
 
     def __init__(self, request: CallRequest, engine: Any, span: Any, attribution: Mapping[str, str], ticket: Any, start: float, sink: Any = None) -> None:
         self._request = request
@@ -76,6 +76,9 @@ class Call:
         self._sink = sink  # where the call is recorded (the engine's choice of providers at its start)
         self._unit: Any = None  # the innermost unit of work (genops_autoinstrument.track), if any
         self._held: float | None = None  # the estimate held against a unit's cost cap (None: no cap)
+        self._foreign: Any = None  # another layer's inference span GenOps enriches (engine.inference.Foreign)
+        self._shared: Any = None  # util-genai's InferenceData GenOps set for the layers below it
+        self._shared_token: Any = None
 
     @property
     def request(self) -> CallRequest:
@@ -93,15 +96,38 @@ class Call:
     def __enter__(self) -> "Call":
         try:
             self._token = _active.set(self._span)
+            if self._foreign is None and not self._ended:
+                self._set_shared_key()
         except Exception as error:  # pragma: no cover - defensive
             internal_error("Call.__enter__", error)
         return self
+
+    def _set_shared_key(self) -> None:
+        """Where the process loaded a util-genai that defines OpenTelemetry's shared inference key,
+        GenOps' call is the inference under it while the SDK runs, so util-genai instrumentations
+        below publish into it instead of recording a span and metrics of their own."""
+        from genops_autoinstrument.engine.inference import shared_key
+
+        shared = shared_key()
+        if shared is None:
+            return
+        from opentelemetry import context
+
+        key, data_class = shared
+        if self._shared is None:
+            self._shared = data_class()
+        self._shared_token = context.attach(context.set_value(key, self._shared))
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         try:
             if self._token is not None:
                 _active.reset(self._token)
                 self._token = None
+            if self._shared_token is not None:
+                from opentelemetry import context
+
+                token, self._shared_token = self._shared_token, None
+                context.detach(token)
         except Exception as error:  # pragma: no cover - defensive
             internal_error("Call.__exit__", error)
         if exc is not None:
@@ -143,6 +169,7 @@ class _NullCall(Call):
     def __init__(self) -> None:  # noqa: D107 - shares no state
         self._ended = True
         self._span = None
+        self._foreign = None
 
     def __enter__(self) -> "Call":
         return self

@@ -16,6 +16,7 @@ from genops_autoinstrument import config, semconv
 from genops_autoinstrument.engine.attribution import Attribution
 from genops_autoinstrument.engine.call import Call, CallRequest
 from genops_autoinstrument.engine.deferred import FLUSH_SECONDS, deferred_queue
+from genops_autoinstrument.engine import inference
 from genops_autoinstrument.engine.instruments import Instruments, Shape
 from genops_autoinstrument.engine.sinks import Sink, Sinks, UnitTracer
 from genops_autoinstrument.engine.units import CostCaps, Unit, current_scope, unit_context
@@ -84,6 +85,19 @@ class Engine:
         """GenOps' tracer for a span started now (units of work open theirs with it)."""
         return self._sink().tracer
 
+    def providers(self) -> tuple[Any, Any]:
+        """The (tracer provider, meter provider) a call made now is recorded into: the ones given
+        here, else the application's global ones when it has real ones, else GenOps' own."""
+        from genops_autoinstrument.engine import telemetry
+        from genops_autoinstrument.engine.global_providers import application_provider
+
+        tracer_provider, meter_provider = self._sinks._pinned
+        if tracer_provider is None:
+            tracer_provider = application_provider("tracer") or telemetry.private_tracer_provider()
+        if meter_provider is None:
+            meter_provider = application_provider("meter") or telemetry.private_meter_provider()
+        return tracer_provider, meter_provider
+
     @property
     def _instruments(self) -> Instruments:
         """GenOps' metric instruments for a record made now (the code API's costs, units, evals)."""
@@ -142,10 +156,16 @@ class Engine:
         if unit is not None:
             attributes[semconv.GENOPS_UNIT_NAME] = unit.name
             parent = unit_context(unit)
-        span = sink.tracer.tracer.start_span(name, context=parent, kind=self._kind, attributes=attributes)
+        foreign = inference.find_foreign()  # a layer above started this inference: enrich its span
+        if foreign is not None:
+            span = foreign.span
+            inference.enrich(span, attributes)
+        else:
+            span = sink.tracer.tracer.start_span(name, context=parent, kind=self._kind, attributes=attributes)
         for event_name, event_attributes in ticket.events:
             span.add_event(event_name, event_attributes)
         call = Call(request, self, span, attribution, ticket, start, sink)
+        call._foreign = foreign
         if unit is not None:
             call._unit = unit
             call._held = held
@@ -168,6 +188,10 @@ class Engine:
         span = call._span
         if call._unit is not None:
             call._unit.blocked()
+        if call._foreign is not None:  # its layer records the refusal as the error it sees (status, end)
+            inference.enrich(span, {semconv.ERROR_TYPE: decision.reason_code or "PolicyViolation"})
+            self._settle(call, None, ran=False)
+            return
         span.set_attribute(semconv.ERROR_TYPE, decision.reason_code or "PolicyViolation")
         span.set_status(self._status_cls(self._error_code, decision.message or "blocked by GenOps policy"))
         self._settle(call, None, ran=False)
@@ -197,7 +221,12 @@ class Engine:
         if extra:
             extra = dict(extra)
         request = call._request
-        facts = (call._sink, _shape(request), request.api_base_url, call._attribution, response_model, response_id, finish_reasons, usage, content, extra, duration, end_time, self._get_context(), call._unit, call._held)
+        if usage is None and call._shared is not None:  # a util-genai layer below read the usage
+            usage = inference.shared_usage(call._shared)
+        foreign = call._foreign
+        if foreign is not None and foreign.data is not None:
+            inference.publish(foreign.data, response_model, response_id, finish_reasons, usage)
+        facts = (call._sink, _shape(request), request.api_base_url, call._attribution, response_model, response_id, finish_reasons, usage, content, extra, duration, end_time, self._get_context(), call._unit, call._held, foreign)
         if call._unit is not None:
             call._unit.call_ended()
         self._dispatch(self._complete, call, facts)
@@ -205,8 +234,9 @@ class Engine:
     def _dispatch(self, complete: Callable[..., None], call: Call, facts: tuple[Any, ...]) -> None:
         """Run ``complete(span, governed_call, *facts)`` now or queue it. With a governor in force it
         runs now, with the call (its budget is reconciled before the next decision); otherwise it is
-        queued, in order with every other completion, when the tracer provider completes queued spans."""
-        if self.governor.active or call._held is not None:  # a budget or a unit's cap: reconcile now
+        queued, in order with every other completion, when the tracer provider completes queued spans.
+        Another layer's span is completed now, before that layer ends it."""
+        if self.governor.active or call._held is not None or call._foreign is not None:  # reconcile or enrich now
             complete(call._span, call, *facts)
         elif call._sink.defer_completion:
             call._sink.submit(complete, call._span, None, *facts)
@@ -232,10 +262,12 @@ class Engine:
         context: Any,
         unit: Unit | None = None,
         held: float | None = None,
+        foreign: inference.Foreign | None = None,
     ) -> None:
         """Price the call, set the response attributes, reconcile ``governed_call``'s budget and
         its units' totals, end the span at ``end_time`` and queue the metrics (on the
-        application's thread or deferred)."""
+        application's thread or deferred). Another layer's span (``foreign``) is enriched, not
+        ended, and gets only the metrics its layer does not record."""
         _, provider, request_model, _ = shape
         model = response_model or request_model
         attributes: dict[str, Any] = {}
@@ -277,15 +309,23 @@ class Engine:
             attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = content
         if extra:
             attributes.update(extra)
-        sink.submit(sink.record_finished, shape, attribution, response_model, input_tokens, output_tokens, total, duration, context)
+        if foreign is not None and foreign.records_metrics:
+            sink.submit(inference.record_cost, sink.instruments, shape, attribution, response_model, total, context)
+        else:
+            sink.submit(sink.record_finished, shape, attribution, response_model, input_tokens, output_tokens, total, duration, context)
         if unit is not None:
             unit.settle(held or 0.0, total, input_tokens, output_tokens)
-        span.set_attributes(attributes)
-        if governed_call is not None:
-            self._settle(governed_call, total, ran=True)
-            span.end()  # on the application's thread, after the reconciliation's events
+        if foreign is not None:  # another layer's span: enriched, ended by that layer
+            inference.enrich(span, attributes)
+            if governed_call is not None:
+                self._settle(governed_call, total, ran=True)
         else:
-            span.end(end_time=end_time)
+            span.set_attributes(attributes)
+            if governed_call is not None:
+                self._settle(governed_call, total, ran=True)
+                span.end()  # on the application's thread, after the reconciliation's events
+            else:
+                span.end(end_time=end_time)
         if self._summary is not None:
             self._summary.add(provider, model, attribution, usage, total)
 
@@ -295,9 +335,9 @@ class Engine:
         span = call._span
         # The exception is read now, as it is at the failure: the application may change it (notes,
         # args) once it propagates, and its traceback would keep every frame's locals alive.
-        if isinstance(error, Exception):
+        if isinstance(error, Exception) and call._foreign is None:  # another layer's span: its layer records it
             span.record_exception(error, timestamp=end_time)
-        facts = (call._sink, _shape(call._request), call._attribution, error_type(error), str(error)[:256], duration, end_time, self._get_context(), call._unit, call._held)
+        facts = (call._sink, _shape(call._request), call._attribution, error_type(error), str(error)[:256], duration, end_time, self._get_context(), call._unit, call._held, call._foreign)
         if call._unit is not None:
             call._unit.call_ended()
         self._dispatch(self._complete_failed, call, facts)
@@ -316,11 +356,21 @@ class Engine:
         context: Any,
         unit: Unit | None = None,
         held: float | None = None,
+        foreign: inference.Foreign | None = None,
     ) -> None:
         """Mark the span failed (error.type, ERROR status), release ``governed_call``'s
-        reservation and what its units held, end the span and queue the metric."""
+        reservation and what its units held, end the span and queue the metric. Another layer's
+        span (``foreign``) is left to that layer, which sees the error as it propagates."""
         if unit is not None:
             unit.settle(held or 0.0, None, None, None, failed=True)
+        if foreign is not None:
+            if not foreign.records_metrics:
+                sink.submit(sink.record_failed, shape, attribution, error_type, duration, context)
+            if governed_call is not None:
+                self._settle(governed_call, None, ran=False)
+            if self._summary is not None:
+                self._summary.add(shape[1], shape[2], attribution, None, None, failed=True)
+            return
         span.set_attribute(semconv.ERROR_TYPE, error_type)
         span.set_status(self._status_cls(self._error_code, message))
         sink.submit(sink.record_failed, shape, attribution, error_type, duration, context)
