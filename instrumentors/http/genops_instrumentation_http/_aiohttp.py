@@ -15,7 +15,6 @@ through the call's :class:`WireBody`.
 from __future__ import annotations
 
 import asyncio
-import collections
 import inspect
 import weakref
 from dataclasses import dataclass
@@ -262,8 +261,8 @@ def _read_buffered(reader: Any, reading: _Reading) -> None:
     if kept:
         reader._buffer.append(kept)
     reader._size = reader.total_bytes = len(kept)
-    if reader._http_chunk_splits is not None:
-        reader._http_chunk_splits = collections.deque([len(kept)] if kept else [])
+    if reader._http_chunk_splits is not None:  # aiohttp >= 3.14 keeps a deque, older releases a list
+        reader._http_chunk_splits = type(reader._http_chunk_splits)([len(kept)] if kept else [])
 
 
 def _abandoned(key: int, reading: _Reading) -> None:
@@ -278,6 +277,7 @@ class _Answered:
     """The protocol of an answer nothing was received for: reading never waits on it."""
 
     connected = False
+    _reading_paused = False  # read by aiohttp < 3.14's StreamReader
 
     def pause_reading(self) -> None:
         return None
