@@ -25,7 +25,7 @@ from genops_autoinstrument.api import (
     server_of_url,
 )
 
-from . import _models
+from . import _models, _prompt
 from .package import _instruments, _watched_modules
 
 __all__ = ["BedrockInstrumentor", "PROVIDER"]
@@ -70,10 +70,11 @@ def _describe(client: Any, operation: str, params: Any) -> CallRequest:
             parameters=parameters,
             max_output_tokens=parameters.get(semconv.GEN_AI_REQUEST_MAX_TOKENS),
             streaming=streaming,
-            prompt_text=lambda: _models.texts([params.get("system"), params.get("messages")]),
+            prompt_text=lambda: _prompt.converse_texts(params),
             input_messages=lambda: _models.converse_messages(params.get("messages"), params.get("system")),
         )
-    body = _models.parse_json(params.get("body"))
+    raw = params.get("body")
+    body = _models.parse_json(raw)
     body = body if isinstance(body, dict) else None
     parameters = _models.invoke_parameters(body, _models.vendor(model)) if body is not None else {}
     max_tokens = parameters.get(semconv.GEN_AI_REQUEST_MAX_TOKENS)
@@ -87,7 +88,7 @@ def _describe(client: Any, operation: str, params: Any) -> CallRequest:
         parameters=parameters,
         max_output_tokens=max_tokens if isinstance(max_tokens, int) else None,
         streaming=streaming,
-        prompt_text=(lambda: _models.texts(body)) if body is not None else None,
+        prompt_text=(lambda: _prompt.body_texts(body)) if body is not None else _prompt.unparsed(raw),
         input_messages=(lambda: body.get("messages") or [{"role": "user", "parts": [{"type": "text", "content": text} for text in _models.texts(body)]}]) if body is not None else None,
     )
 

@@ -63,7 +63,7 @@ def parse_json(payload: Any) -> Any:
         return None
     try:
         return json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than the parser goes: not readable as data
         return None
 
 
@@ -120,16 +120,18 @@ def converse_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def texts(value: Any, keys: tuple[str, ...] = ("text", "content", "prompt", "inputText", "message", "system", "messages", "texts", "chat_history")) -> Iterator[str]:
-    """Every string reachable under text-bearing keys (for content rules and estimates)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for key in keys:
-            if key in value:
-                yield from texts(value[key], keys)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from texts(item, keys)
+    """Every string reachable under text-bearing keys, in order (opt-in message capture, output
+    text): no recursion, each container once, so no depth or cycle can raise."""
+    pending = [value]
+    seen: set[int] = set()
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, (Mapping, list, tuple)) and id(item) not in seen:
+            seen.add(id(item))
+            children = [item[key] for key in keys if key in item] if isinstance(item, Mapping) else item
+            pending.extend(reversed(children))
 
 
 def converse_messages(messages: Any, system: Any = None) -> list[dict[str, Any]]:
