@@ -50,6 +50,9 @@ class CallRequest:
     streaming: bool = False
     prompt_text: Callable[[], Iterable[str]] | None = None  # the outgoing text, for content rules and estimates
     input_messages: Callable[[], Any] | None = None  # JSON-able messages, recorded only on opt-in
+    # The application turned the SDK's own OpenTelemetry off for this client: GenOps records the call
+    # into its own providers, never into the application's (which gets no telemetry of it, as bare).
+    own_telemetry: bool = False
 
 
 # The span of the GenOps-recorded call running in this context (None: none), so that a nested

@@ -114,7 +114,7 @@ class Engine:
 
     # --- lifecycle ---------------------------------------------------------------------------
     def begin(self, request: CallRequest, start: float) -> tuple[Call, Decision | None]:
-        sink = self._sink()
+        sink = self._sinks.own() if request.own_telemetry else self._sink()
         attribution = self.attribution()
         scope = current_scope()
         unit: Unit | None = None

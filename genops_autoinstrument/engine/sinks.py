@@ -94,13 +94,19 @@ class Sinks:
             self._state = (seen[0], seen[1], sink)
         return sink
 
-    def _choose(self) -> Sink:
+    def own(self) -> Sink:
+        """The sink of GenOps' own providers, whatever the application set up (a call whose SDK
+        telemetry the application turned off must not reach the application's providers)."""
+        with self._lock:
+            return self._choose(own=True)
+
+    def _choose(self, own: bool = False) -> Sink:
         telemetry = self._telemetry
         tracer_provider, meter_provider = self._pinned
         if tracer_provider is None:
-            tracer_provider = application_provider("tracer") or telemetry.private_tracer_provider()
+            tracer_provider = (None if own else application_provider("tracer")) or telemetry.private_tracer_provider()
         if meter_provider is None:
-            meter_provider = application_provider("meter") or telemetry.private_meter_provider()
+            meter_provider = (None if own else application_provider("meter")) or telemetry.private_meter_provider()
         key = (id(tracer_provider), id(meter_provider))
         sink = self._sinks.get(key)
         if sink is None:

@@ -182,7 +182,17 @@ def build_request(client: Any, kwargs: Mapping[str, Any], *, streaming: bool) ->
         streaming=streaming,
         prompt_text=lambda: prompt_texts(kwargs),
         input_messages=lambda: input_messages(kwargs),
+        own_telemetry=sdk_tracing_off(client),
     )
+
+
+def sdk_tracing_off(client: Any) -> bool:
+    """Whether the application turned this client's own OpenTelemetry off (``open_telemetry=False``,
+    ``ANTHROPIC_OPEN_TELEMETRY=false`` when it was built): then its calls reach the application's
+    tracer provider neither bare nor through GenOps, which records them into its own."""
+    options = getattr(client, "_open_telemetry", None)  # anthropic >= 1.14; resolved at construction
+    traces = options.get("traces") if isinstance(options, Mapping) else None
+    return isinstance(traces, Mapping) and traces.get("enabled") is False
 
 
 def describe(instance: Any, kwargs: Mapping[str, Any], *, streaming: bool) -> Prepared:

@@ -60,9 +60,10 @@ def calls(client):
         stream.get_final_message()
 
 
-if mode == "global-before":
+if mode in ("global-before", "global-before-sdk-off"):
     set_up_otel()
-client = anthropic.Anthropic(http_client=http.Client(event_hooks={"request": [hook]}), max_retries=0)
+options = {"open_telemetry": False} if mode == "global-before-sdk-off" else {}
+client = anthropic.Anthropic(http_client=http.Client(event_hooks={"request": [hook]}), max_retries=0, **options)
 calls(client)
 if mode == "global-after":
     set_up_otel()
@@ -82,7 +83,8 @@ for request in sent:
         span_id = int(traceparent.split("-")[2], 16)
         names = {span.context.span_id: span.name for span in (exporter.get_finished_spans() if exporter else ())}
         request["headers"]["traceparent"] = names.get(span_id, "a span the app does not have")
-print("APP-RESULT " + json.dumps({"sent": sent, "spans": spans}), flush=True)
+every = sorted(span.name for span in exporter.get_finished_spans()) if exporter is not None else []
+print("APP-RESULT " + json.dumps({"sent": sent, "spans": spans, "every": every}), flush=True)
 '''
 
 
@@ -143,3 +145,16 @@ def _json_blocks(text):
             if depth == 0 and start is not None:
                 blocks.append(text[start : position + 1])
     return [block for block in blocks if '"name"' in block and '"context"' in block]
+
+
+@pytest.mark.skipif(not LAUNCHER.exists(), reason="genops-run is not installed in this environment")
+def test_an_app_that_turned_the_sdks_telemetry_off_gets_none_of_it_in_its_provider(tmp_path, provider_url):
+    # The application has a provider of its own but told the SDK (open_telemetry=False) to keep
+    # its calls out of it: bare its provider gets nothing, and under genops-run neither; GenOps
+    # records the calls into its own providers instead.
+    bare, _ = _run(tmp_path, provider_url, "global-before-sdk-off", governed=False)
+    governed, console = _run(tmp_path, provider_url, "global-before-sdk-off", governed=True)
+    assert bare["every"] == [] and governed["every"] == []
+    assert governed["sent"] == bare["sent"]
+    exported = [json.loads(block)["name"] for block in _json_blocks(console)]
+    assert exported.count("chat claude-sonnet-4-6") == 2
