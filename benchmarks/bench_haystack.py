@@ -10,11 +10,11 @@ Three variants, in interleaved rounds whose order is shuffled each round:
 The workload is one pipeline run (a ChatPromptBuilder, then an Agent with one tool and two model
 calls through OpenAIChatGenerator), on the real OpenAI SDK answering from an in-process
 ``MockTransport`` (no socket), telemetry exported nowhere through a BatchSpanProcessor. A step is
-one model call or one tool execution (3 per run). Measured: the process's CPU time (Haystack runs
-each tool call on a worker thread). Reported: medians of per-round means per run, and the median of
-per-round paired differences (µs added per step).
+one model call or one tool execution (3 per run). Haystack runs each tool call on a worker
+thread, so the process's CPU time is the headline. See ``_frameworks.py`` for what is measured and
+reported.
 
-    .venv/bin/python benchmarks/bench_haystack.py            # ~1 minute
+    .venv/bin/python benchmarks/bench_haystack.py            # ~1 minute (--rounds 41: ~2 minutes)
     .venv/bin/python benchmarks/bench_haystack.py --quick    # smoke run
 """
 
@@ -22,17 +22,14 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Series, environment, markdown_table, noop_telemetry, overhead_arguments, progress, publish, timed_with_process  # noqa: E402
+from _frameworks import Framework, arguments, measure, report  # noqa: E402
 
-STEPS = 3  # two model calls and one tool execution per agent run
-VARIANTS = ("bare", "openai", "haystack")
 INPUT = {"prompt_builder": {"city": "Paris"}}
 
 
@@ -82,66 +79,23 @@ def _pipeline() -> Any:
     return pipeline
 
 
-def _variant(name: str) -> tuple[Callable[[], None], Callable[[], None]]:
-    """(set up, tear down) of one variant."""
-    from genops_autoinstrument import config
-    from genops_autoinstrument.engine.engine import Engine
-    from genops_autoinstrument.engine.runtime import set_engine
+def _plugin() -> Any:
     from genops_instrumentation_haystack import HaystackInstrumentor
-    from genops_instrumentation_openai import OpenAIInstrumentor
 
-    plugins = {"bare": [], "openai": [OpenAIInstrumentor()], "haystack": [OpenAIInstrumentor(), HaystackInstrumentor()]}[name]
+    return HaystackInstrumentor()
 
-    def setup() -> None:
-        tracer_provider, meter_provider = noop_telemetry(genops=True)
-        set_engine(Engine(config.load({"GENOPS_TEAM": "bench"}), tracer_provider=tracer_provider, meter_provider=meter_provider))
-        for plugin in plugins:
-            plugin.instrument()
 
-    def teardown() -> None:
-        for plugin in reversed(plugins):
-            plugin.uninstrument()
-        set_engine(None)
-
-    return setup, teardown
+FRAMEWORK = Framework(
+    title="Haystack", key="haystack", plugin=_plugin, packages=("haystack-ai",),
+    workload="One pipeline run (a prompt builder, then an Agent)", results="haystack.md",
+)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = overhead_arguments(argv, __doc__ or "", rounds=15, counts={"runs": (40, "agent runs per variant per round")}, quick=(2, 3), results="haystack.md")
+    args = arguments(FRAMEWORK, argv, __doc__ or "")
     pipeline = _pipeline()
-    pipeline.run(INPUT)  # warm Haystack's and the SDK's caches
-    series = Series()
-    order = list(VARIANTS)
-    shuffle = random.Random(args.seed).shuffle
-    for number in range(args.rounds):
-        shuffle(order)
-        for name in order:
-            setup, teardown = _variant(name)
-            setup()
-            try:
-                pipeline.run(INPUT)
-                # The whole process's CPU time: Haystack runs each tool call in a thread pool.
-                _, seconds = timed_with_process(lambda: [pipeline.run(INPUT) for _ in range(args.runs)])
-            finally:
-                teardown()
-            series.add(name, seconds / args.runs * 1e6)
-        progress(f"round {number + 1}/{args.rounds}")
-    rows = [[name, f"{series.median(name):.0f}", "" if name == "bare" else f"{series.paired_delta(name, 'bare') / STEPS:+.0f}", f"{series.spread(name):.0f}"] for name in VARIANTS]
-    added = series.paired_delta("haystack", "openai") / STEPS
-    text = "\n".join(
-        [
-            "# Haystack plugin: what it adds per agent step",
-            "",
-            environment(("haystack-ai", "openai", "opentelemetry-sdk")),
-            "",
-            f"One pipeline run (a prompt builder, then an Agent) = {STEPS} agent steps (2 model calls, 1 tool); {args.runs} runs per variant per round, {args.rounds} rounds.",
-            "",
-            markdown_table(["variant", "process CPU µs per run (median)", "µs added per step vs bare", "spread (IQR, µs per run)"], rows),
-            "",
-            f"The Haystack plugin adds {added:+.0f} µs per step on top of the OpenAI plugin alone.",
-        ]
-    )
-    publish(text, args)
+    process, thread = measure(FRAMEWORK, lambda: pipeline.run(INPUT), args)
+    report(FRAMEWORK, process, thread, args)
 
 
 if __name__ == "__main__":

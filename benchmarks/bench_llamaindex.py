@@ -10,10 +10,10 @@ Three variants, in interleaved rounds whose order is shuffled each round:
 The workload is one ``FunctionAgent`` run (not streaming) with one tool and two model calls, on the
 real OpenAI SDK answering from an in-process ``MockTransport`` (no socket), telemetry exported
 nowhere through a BatchSpanProcessor. A step is one model call or one tool execution (3 per run).
-Reported: medians of per-round means per run, and the median of per-round paired differences
-(µs added per step).
+See ``_frameworks.py`` for what is
+measured and reported (process and application-thread CPU per step, medians, IQR, paired differences).
 
-    .venv/bin/python benchmarks/bench_llamaindex.py            # ~1 minute
+    .venv/bin/python benchmarks/bench_llamaindex.py            # ~1 minute (--rounds 41: ~2 minutes)
     .venv/bin/python benchmarks/bench_llamaindex.py --quick    # smoke run
 """
 
@@ -21,17 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Series, environment, markdown_table, noop_telemetry, overhead_arguments, progress, publish, timed  # noqa: E402
+from _frameworks import Framework, arguments, measure, report  # noqa: E402
 
-STEPS = 3  # two model calls and one tool execution per agent run
-VARIANTS = ("bare", "openai", "llamaindex")
 QUESTION = "What is the weather in Paris?"
 
 
@@ -64,70 +61,32 @@ def _agent() -> Any:
     return FunctionAgent(name="weather_agent", tools=[get_weather], llm=llm, streaming=False)
 
 
-def _variant(name: str) -> tuple[Callable[[], None], Callable[[], None]]:
-    """(set up, tear down) of one variant."""
-    from genops_autoinstrument import config
-    from genops_autoinstrument.engine.engine import Engine
-    from genops_autoinstrument.engine.runtime import set_engine
+async def _run(agent: Any) -> None:
+    await agent.run(user_msg=QUESTION)
+
+
+def _plugin() -> Any:
     from genops_instrumentation_llamaindex import LlamaIndexInstrumentor
-    from genops_instrumentation_openai import OpenAIInstrumentor
 
-    plugins = {"bare": [], "openai": [OpenAIInstrumentor()], "llamaindex": [OpenAIInstrumentor(), LlamaIndexInstrumentor()]}[name]
-
-    def setup() -> None:
-        tracer_provider, meter_provider = noop_telemetry(genops=True)
-        set_engine(Engine(config.load({"GENOPS_TEAM": "bench"}), tracer_provider=tracer_provider, meter_provider=meter_provider))
-        for plugin in plugins:
-            plugin.instrument()
-
-    def teardown() -> None:
-        for plugin in reversed(plugins):
-            plugin.uninstrument()
-        set_engine(None)
-
-    return setup, teardown
+    return LlamaIndexInstrumentor()
 
 
-async def _runs(agent: Any, count: int) -> None:
-    for _ in range(count):
-        await agent.run(user_msg=QUESTION)
+FRAMEWORK = Framework(
+    title="LlamaIndex", key="llamaindex", plugin=_plugin,
+    packages=("llama-index-core", "llama-index-workflows", "llama-index-instrumentation", "llama-index-llms-openai"),
+    workload="One `FunctionAgent` run", results="llamaindex.md", runs=30,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = overhead_arguments(argv, __doc__ or "", rounds=15, counts={"runs": (30, "agent runs per variant per round")}, quick=(2, 3), results="llamaindex.md")
+    args = arguments(FRAMEWORK, argv, __doc__ or "")
     agent = _agent()
-    asyncio.run(_runs(agent, 1))  # warm LlamaIndex's and the SDK's caches
-    series = Series()
-    order = list(VARIANTS)
-    shuffle = random.Random(args.seed).shuffle
-    for number in range(args.rounds):
-        shuffle(order)
-        for name in order:
-            setup, teardown = _variant(name)
-            setup()
-            try:
-                asyncio.run(_runs(agent, 1))
-                seconds = timed(lambda: asyncio.run(_runs(agent, args.runs)))
-            finally:
-                teardown()
-            series.add(name, seconds / args.runs * 1e6)
-        progress(f"round {number + 1}/{args.rounds}")
-    rows = [[name, f"{series.median(name):.0f}", "" if name == "bare" else f"{series.paired_delta(name, 'bare') / STEPS:+.0f}", f"{series.spread(name):.0f}"] for name in VARIANTS]
-    added = series.paired_delta("llamaindex", "openai") / STEPS
-    text = "\n".join(
-        [
-            "# LlamaIndex plugin: what it adds per agent step",
-            "",
-            environment(("llama-index-core", "llama-index-workflows", "llama-index-instrumentation", "llama-index-llms-openai", "openai", "opentelemetry-sdk")),
-            "",
-            f"One `FunctionAgent` run = {STEPS} steps (2 model calls, 1 tool); {args.runs} runs per variant per round, {args.rounds} rounds.",
-            "",
-            markdown_table(["variant", "µs per run (median)", "µs added per step vs bare", "spread (IQR, µs per run)"], rows),
-            "",
-            f"The LlamaIndex plugin adds {added:+.0f} µs per step on top of the OpenAI plugin alone.",
-        ]
-    )
-    publish(text, args)
+    loop = asyncio.new_event_loop()
+    try:
+        process, thread = measure(FRAMEWORK, lambda: loop.run_until_complete(_run(agent)), args)
+    finally:
+        loop.close()
+    report(FRAMEWORK, process, thread, args)
 
 
 if __name__ == "__main__":

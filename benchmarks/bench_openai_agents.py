@@ -11,10 +11,10 @@ Three variants, in interleaved rounds whose order is shuffled each round:
 The workload is one ``Runner.run`` of an agent with one tool and two model calls (Responses API),
 on the real OpenAI SDK answering from an in-process ``MockTransport`` (no socket), telemetry
 exported nowhere through a BatchSpanProcessor. A step is one model call or one tool execution
-(3 per run). Reported: medians of per-round means per run, and the median of per-round paired
-differences (µs added per step).
+(3 per run). See ``_frameworks.py`` for what is
+measured and reported (process and application-thread CPU per step, medians, IQR, paired differences).
 
-    .venv/bin/python benchmarks/bench_openai_agents.py            # ~1 minute
+    .venv/bin/python benchmarks/bench_openai_agents.py            # ~1 minute (--rounds 41: ~2 minutes)
     .venv/bin/python benchmarks/bench_openai_agents.py --quick    # smoke run
 """
 
@@ -23,17 +23,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Series, environment, markdown_table, noop_telemetry, overhead_arguments, progress, publish, timed  # noqa: E402
-
-STEPS = 3  # two model calls and one tool execution per agent run
-VARIANTS = ("bare", "openai", "agents")
+from _frameworks import Framework, arguments, measure, report  # noqa: E402
 
 
 def _responses() -> tuple[bytes, bytes]:
@@ -70,75 +66,29 @@ def _agent() -> Any:
     return Agent(name="weather_agent", instructions="Be brief.", tools=[get_weather], model=OpenAIResponsesModel("gpt-4o-mini", client))
 
 
-def _variant(name: str) -> tuple[Callable[[], None], Callable[[], None]]:
-    """(set up, tear down) of one variant."""
-    from genops_autoinstrument import config
-    from genops_autoinstrument.engine.engine import Engine
-    from genops_autoinstrument.engine.runtime import set_engine
-    from genops_instrumentation_openai import OpenAIInstrumentor
+def _plugin() -> Any:
     from genops_instrumentation_openai_agents import OpenAIAgentsInstrumentor
 
-    plugins = {"bare": [], "openai": [OpenAIInstrumentor()], "agents": [OpenAIInstrumentor(), OpenAIAgentsInstrumentor()]}[name]
+    return OpenAIAgentsInstrumentor()
 
-    def setup() -> None:
-        tracer_provider, meter_provider = noop_telemetry(genops=True)
-        set_engine(Engine(config.load({"GENOPS_TEAM": "bench"}), tracer_provider=tracer_provider, meter_provider=meter_provider))
-        for plugin in plugins:
-            plugin.instrument()
 
-    def teardown() -> None:
-        for plugin in reversed(plugins):
-            plugin.uninstrument()
-        set_engine(None)
-
-    return setup, teardown
+FRAMEWORK = Framework(
+    title="OpenAI Agents SDK", key="agents", plugin=_plugin, packages=("openai-agents",), workload="One `Runner.run`", results="openai_agents.md"
+)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = overhead_arguments(argv, __doc__ or "", rounds=15, counts={"runs": (40, "agent runs per variant per round")}, quick=(2, 3), results="openai_agents.md")
+    args = arguments(FRAMEWORK, argv, __doc__ or "")
     os.environ.pop("OPENAI_API_KEY", None)  # the SDK's exporter keeps its spans on this machine
     from agents import Runner
 
     agent = _agent()
-    question = "What is the weather in Paris?"
     loop = asyncio.new_event_loop()
-
-    def run_once() -> None:
-        loop.run_until_complete(Runner.run(agent, question))
-
-    run_once()  # warm the SDK's caches
-    series = Series()
-    order = list(VARIANTS)
-    shuffle = random.Random(args.seed).shuffle
-    for number in range(args.rounds):
-        shuffle(order)
-        for name in order:
-            setup, teardown = _variant(name)
-            setup()
-            try:
-                run_once()
-                seconds = timed(lambda: [run_once() for _ in range(args.runs)])
-            finally:
-                teardown()
-            series.add(name, seconds / args.runs * 1e6)
-        progress(f"round {number + 1}/{args.rounds}")
-    loop.close()
-    rows = [[name, f"{series.median(name):.0f}", "" if name == "bare" else f"{series.paired_delta(name, 'bare') / STEPS:+.0f}", f"{series.spread(name):.0f}"] for name in VARIANTS]
-    added = series.paired_delta("agents", "openai") / STEPS
-    text = "\n".join(
-        [
-            "# OpenAI Agents SDK plugin: what it adds per agent step",
-            "",
-            environment(("openai-agents", "openai", "opentelemetry-sdk")),
-            "",
-            f"One `Runner.run` = {STEPS} steps (2 model calls, 1 tool); {args.runs} runs per variant per round, {args.rounds} rounds.",
-            "",
-            markdown_table(["variant", "µs per run (median)", "µs added per step vs bare", "spread (IQR, µs per run)"], rows),
-            "",
-            f"The Agents SDK plugin adds {added:+.0f} µs per step on top of the OpenAI plugin alone.",
-        ]
-    )
-    publish(text, args)
+    try:
+        process, thread = measure(FRAMEWORK, lambda: loop.run_until_complete(Runner.run(agent, "What is the weather in Paris?")), args)
+    finally:
+        loop.close()
+    report(FRAMEWORK, process, thread, args)
 
 
 if __name__ == "__main__":
