@@ -1,11 +1,13 @@
-"""Fixtures for the examples' tests: the local provider endpoint, in-process or as a subprocess.
+"""Fixtures for the examples' tests: the local provider endpoint, in-process or as a subprocess,
+and a framework example run under genops-run against it (framework_apps.py).
 
-server.py is loaded by file path (tests run with --import-mode=importlib, and the examples
+server.py and framework_apps.py are loaded by file path (tests run with --import-mode=importlib, and the examples
 folder is not installed), exactly as the demo script runs it.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import sys
@@ -57,3 +59,15 @@ def app_env(local_provider: Any) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("GENOPS_", "OTEL_", "OPENAI_"))}
     env.update(OPENAI_BASE_URL=local_provider.url + "/v1", OPENAI_API_KEY="sk-test", PYTHONUNBUFFERED="1")
     return env
+
+
+@pytest.fixture(scope="session")
+def framework_apps() -> Any:
+    """framework_apps.py: ``run_example``, ``ExampleRun``, ``assert_rolled_up``."""
+    return _load("_examples_framework_apps", Path(__file__).resolve().parent / "framework_apps.py")
+
+
+@pytest.fixture()
+def run_example(framework_apps: Any, server_module: Any, openai_routes: Any, tmp_path: Path) -> Any:
+    """``run_example(script, api=..., drop=..., variables=..., **env) -> ExampleRun`` (framework_apps.py)."""
+    return functools.partial(framework_apps.run_example, server_module, openai_routes, tmp_path)

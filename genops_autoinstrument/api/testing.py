@@ -2,13 +2,15 @@
 
 ``with capture() as recorded:`` installs a fresh engine whose spans and metrics go to the real
 OpenTelemetry SDK's in-memory exporter and reader, for the duration of the block.
+``content_policy()`` and ``refused_then_sent()`` check a plugin's content-policy refusals the same
+way for every SDK; ``instrumenting(*plugins)`` turns plugins on for a block.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sized
 
 from genops_autoinstrument import config
 from genops_autoinstrument.engine.engine import Engine
@@ -78,3 +80,74 @@ def capture(settings: config.Settings | None = None, governor: Governor | None =
         config.set_current(previous)
         tracer_provider.shutdown()
         meter_provider.shutdown()
+
+
+@contextlib.contextmanager
+def instrumenting(*plugins: Any) -> Iterator[None]:
+    """The plugins instrumented in order, as genops-run activates them; undone in reverse order."""
+    for plugin in plugins:
+        plugin.instrument()
+    try:
+        yield
+    finally:
+        for plugin in reversed(plugins):
+            plugin.uninstrument()
+
+
+@contextlib.contextmanager
+def content_policy(**env: str) -> Iterator[Recorded]:
+    """``GENOPS_CONTENT_POLICY=block`` (and ``env``) through the real governor, in-memory telemetry."""
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    from genops_autoinstrument.governance.enforcing import EnforcingGovernor
+    from genops_autoinstrument.governance.ledger.memory import MemoryLedger
+
+    settings = config.load({"GENOPS_CONTENT_POLICY": "block", **env})
+    governor = EnforcingGovernor(settings, ledger=MemoryLedger(), meter=MeterProvider().get_meter("test"))
+    try:
+        with capture(settings, governor=governor) as recorded:
+            yield recorded
+    finally:
+        governor.close()
+
+
+@dataclass
+class Refusal:
+    """What ``refused_then_sent`` saw: the SDK's error, the blocked and allowed calls' spans, and a
+    copy of the clean request taken before it was sent."""
+
+    error: BaseException
+    blocked: Any
+    allowed: Any
+    given: Any
+
+
+def refused_then_sent(send: Callable[[Any], Any], build: Callable[[str], Any], value: str, clean: str, native: type[BaseException], received: Sized, send_clean: Callable[[Any], Any] | None = None) -> Refusal:
+    """Under ``content_policy()``: ``send(build(value))`` raises the SDK's ``native`` error, a policy
+    denial naming neither the value in its message nor in its span, with nothing ``received`` by
+    the endpoint; then ``build(clean)`` is sent (by ``send_clean``, else ``send``), allowed and not
+    changed. The caller checks what the endpoint received."""
+    import copy
+    import json
+
+    from genops_autoinstrument import semconv
+    from genops_autoinstrument.governance.decisions import PolicyViolation
+
+    with content_policy() as recorded:
+        try:
+            send(build(value))
+        except native as caught:
+            error: BaseException = caught
+        else:
+            raise AssertionError(f"not refused: the request was sent ({native.__name__} expected)")
+        assert len(received) == 0, "nothing reaches the endpoint"
+        request = build(clean)
+        given = copy.deepcopy(request)
+        (send_clean or send)(request)
+        blocked, allowed = recorded.spans()
+    assert isinstance(error, PolicyViolation) and error.reason_code == semconv.REASON_POLICY_DENY_CONTENT, error
+    assert value not in str(error) and value not in json.dumps(dict(blocked.attributes), default=str), "the value is not repeated"
+    assert blocked.attributes[semconv.GENOPS_POLICY_RESULT] == semconv.RESULT_BLOCKED
+    assert allowed.attributes[semconv.GENOPS_POLICY_RESULT] == semconv.RESULT_ALLOWED
+    assert request == given, "the request the application passed is not changed"
+    return Refusal(error, blocked, allowed, given)

@@ -10,21 +10,16 @@ same texts (tool definitions and tool calls are billed input tokens).
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import json
 import math
 import random
 import string
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import anthropic
 import pytest
 
-from genops_autoinstrument import PolicyViolation, config, semconv
-from genops_autoinstrument.api.testing import capture
-from genops_autoinstrument.governance.enforcing import EnforcingGovernor
-from genops_autoinstrument.governance.ledger.memory import MemoryLedger
+from genops_autoinstrument import semconv
+from genops_autoinstrument.api.testing import content_policy, refused_then_sent
 from genops_autoinstrument.pricing.prices import price_call
 from genops_autoinstrument.pricing.usage import Usage
 
@@ -37,20 +32,6 @@ CARD = "4012 8888 8888 1881"  # a Visa test number: passes Luhn, a card layout
 PASSWORD = "Velvet1999#"
 CLEAN = "order 48213377 for ACME, shipped 2026-03-04"
 QUESTION = {"role": "user", "content": "Check the order database."}
-
-
-@contextlib.contextmanager
-def content_policy(**env: str) -> Iterator[Any]:
-    """``GENOPS_CONTENT_POLICY=block`` (and ``env``) through the real governor, in-memory telemetry."""
-    from opentelemetry.sdk.metrics import MeterProvider
-
-    settings = config.load({"GENOPS_CONTENT_POLICY": "block", **env})
-    governor = EnforcingGovernor(settings, ledger=MemoryLedger(), meter=MeterProvider().get_meter("test"))
-    try:
-        with capture(settings, governor=governor) as recorded:
-            yield recorded
-    finally:
-        governor.close()
 
 
 def tool_turns(tool_input: dict[str, Any], result: Any = "connected") -> list[dict[str, Any]]:
@@ -98,19 +79,8 @@ def test_a_field_with_a_secret_or_card_is_refused_before_sending(make_client, js
     build, value = CASES[case]
     server = json_server()
     client = make_client(server)
-    with content_policy() as recorded:
-        with pytest.raises(anthropic.PermissionDeniedError) as caught:
-            client.messages.create(model=MODEL, max_tokens=256, **build(value))
-        assert server.requests == [], "nothing reaches the endpoint"
-        clean = build(CLEAN if "number" not in case else "4012888888881882")  # the same digits failing Luhn
-        given = copy.deepcopy(clean)
-        client.messages.create(model=MODEL, max_tokens=256, **clean)
-        blocked, allowed = recorded.spans()
-    assert isinstance(caught.value, PolicyViolation) and caught.value.reason_code == semconv.REASON_POLICY_DENY_CONTENT
-    assert value not in str(caught.value) and value not in json.dumps(dict(blocked.attributes), default=str)
-    assert blocked.attributes[semconv.GENOPS_POLICY_RESULT] == semconv.RESULT_BLOCKED
-    assert allowed.attributes[semconv.GENOPS_POLICY_RESULT] == semconv.RESULT_ALLOWED
-    assert clean == given, "the request the application passed is not changed"
+    clean = CLEAN if "number" not in case else "4012888888881882"  # the same digits failing Luhn
+    given = refused_then_sent(lambda kwargs: client.messages.create(model=MODEL, max_tokens=256, **kwargs), build, value, clean, anthropic.PermissionDeniedError, server.requests).given
     (sent,) = server.sent
     for key, expected in given.items():
         assert sent[key] == expected, key

@@ -11,20 +11,16 @@ preamble or tool, Mistral tool-call arguments, a Nova tool… is refused with th
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 import math
 import random
 import string
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
-from genops_autoinstrument import PolicyViolation, config, semconv
-from genops_autoinstrument.api.testing import capture
-from genops_autoinstrument.governance.enforcing import EnforcingGovernor
-from genops_autoinstrument.governance.ledger.memory import MemoryLedger
+from genops_autoinstrument import config, semconv
+from genops_autoinstrument.api.testing import capture, content_policy, refused_then_sent
 from genops_autoinstrument.pricing.prices import price_call
 from genops_autoinstrument.pricing.usage import Usage
 
@@ -46,20 +42,6 @@ CONVERSE_REPLY = {
     "metrics": {"latencyMs": 212},
 }
 INVOKE_REPLY = {"id": "msg_bdrk_01", "type": "message", "role": "assistant", "content": [{"type": "text", "text": "Done."}], "stop_reason": "end_turn", "usage": {"input_tokens": 40, "output_tokens": 2}}
-
-
-@contextlib.contextmanager
-def content_policy(**env: str) -> Iterator[Any]:
-    """``GENOPS_CONTENT_POLICY=block`` (and ``env``) through the real governor, in-memory telemetry."""
-    from opentelemetry.sdk.metrics import MeterProvider
-
-    settings = config.load({"GENOPS_CONTENT_POLICY": "block", **env})
-    governor = EnforcingGovernor(settings, ledger=MemoryLedger(), meter=MeterProvider().get_meter("test"))
-    try:
-        with capture(settings, governor=governor) as recorded:
-            yield recorded
-    finally:
-        governor.close()
 
 
 def tool_turns(tool_input: dict[str, Any], result: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
@@ -167,13 +149,11 @@ def _clean(value: str) -> str:
     return NOT_A_CARD if value == CARD else CLEAN
 
 
-def _refused(caught: Any, value: str, blocked: Any) -> None:
-    error = caught.value
-    assert isinstance(error, PolicyViolation) and error.reason_code == semconv.REASON_POLICY_DENY_CONTENT
+def _refused(refusal: Any, value: str) -> None:
+    """Beyond ``refused_then_sent``'s checks: botocore's own AccessDeniedException, the value nowhere in it."""
+    error = refusal.error
     assert error.response["Error"]["Code"] == "AccessDeniedException"
     assert value not in str(error) and value not in json.dumps(error.response, default=str)
-    assert value not in json.dumps(dict(blocked.attributes), default=str)
-    assert blocked.attributes[semconv.GENOPS_POLICY_RESULT] == semconv.RESULT_BLOCKED
 
 
 @pytest.mark.parametrize("case", sorted(CONVERSE))
@@ -184,18 +164,13 @@ def test_a_converse_field_with_a_secret_or_card_is_refused_before_sending(bedroc
         bedrock.converse(modelId=CLAUDE, **build(_clean(value)))
     (reference,) = server.received
     server.received.clear()
-    with content_policy() as recorded:
-        with pytest.raises(bedrock.exceptions.AccessDeniedException) as caught:
-            bedrock.converse(modelId=CLAUDE, **build(value))
-        assert server.received == [], "nothing reaches the endpoint"
-        clean = build(_clean(value))
-        given = copy.deepcopy(clean)
+
+    def send_clean(kwargs: dict[str, Any]) -> None:
         server.reply_json(CONVERSE_REPLY)
-        bedrock.converse(modelId=CLAUDE, **clean)
-        blocked, allowed = recorded.spans()
-    _refused(caught, value, blocked)
-    assert allowed.attributes[semconv.GENOPS_POLICY_RESULT] == semconv.RESULT_ALLOWED
-    assert clean == given, "the request the application passed is not changed"
+        bedrock.converse(modelId=CLAUDE, **kwargs)
+
+    refusal = refused_then_sent(lambda kwargs: bedrock.converse(modelId=CLAUDE, **kwargs), build, value, _clean(value), bedrock.exceptions.AccessDeniedException, server.received, send_clean)
+    _refused(refusal, value)
     (sent,) = server.received
     assert sent.path == reference.path and json.loads(sent.body) == json.loads(reference.body), "sent as without the policy"
 
@@ -203,18 +178,15 @@ def test_a_converse_field_with_a_secret_or_card_is_refused_before_sending(bedroc
 @pytest.mark.parametrize("case", sorted(INVOKE))
 def test_an_invoke_body_field_with_a_secret_or_card_is_refused_before_sending(bedrock, server, case):
     model, build, value = INVOKE[case]
-    with content_policy() as recorded:
-        with pytest.raises(bedrock.exceptions.AccessDeniedException) as caught:
-            bedrock.invoke_model(modelId=model, body=json.dumps(build(value)))
-        assert server.received == [], "nothing reaches the endpoint"
-        body = json.dumps(build(_clean(value))).encode()
+
+    def send_clean(body: dict[str, Any]) -> None:
         server.reply_json(INVOKE_REPLY)
-        bedrock.invoke_model(modelId=model, body=body)["body"].read()
-        blocked, allowed = recorded.spans()
-    _refused(caught, value, blocked)
-    assert allowed.attributes[semconv.GENOPS_POLICY_RESULT] == semconv.RESULT_ALLOWED
+        bedrock.invoke_model(modelId=model, body=json.dumps(body).encode())["body"].read()
+
+    refusal = refused_then_sent(lambda body: bedrock.invoke_model(modelId=model, body=json.dumps(body)), build, value, _clean(value), bedrock.exceptions.AccessDeniedException, server.received, send_clean)
+    _refused(refusal, value)
     (sent,) = server.received
-    assert sent.body == body, "the body is sent byte for byte"
+    assert sent.body == json.dumps(refusal.given).encode(), "the body is sent byte for byte"
 
 
 def test_converse_stream_is_checked_the_same_way(bedrock, server):

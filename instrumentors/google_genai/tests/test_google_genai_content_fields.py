@@ -10,22 +10,18 @@ own 403 ``ClientError`` before anything is sent; the same request without it is 
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 import math
 import random
 import string
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pydantic
 import pytest
 from google.genai import errors, types
 
-from genops_autoinstrument import PolicyViolation, config, semconv
-from genops_autoinstrument.api.testing import capture
-from genops_autoinstrument.governance.enforcing import EnforcingGovernor
-from genops_autoinstrument.governance.ledger.memory import MemoryLedger
+from genops_autoinstrument import config, semconv
+from genops_autoinstrument.api.testing import capture, content_policy, refused_then_sent
 from genops_autoinstrument.pricing.prices import price_call
 from genops_autoinstrument.pricing.usage import Usage
 
@@ -38,20 +34,6 @@ CARD = "4111 1111 1111 1111"  # a Visa test number: passes Luhn, a card layout
 NOT_A_CARD = "4111111111111112"  # the same digits failing Luhn
 PASSWORD = "Marlin2024!x"
 CLEAN = "order 48213377 for ACME, shipped 2026-03-04"
-
-
-@contextlib.contextmanager
-def content_policy(**env: str) -> Iterator[Any]:
-    """``GENOPS_CONTENT_POLICY=block`` (and ``env``) through the real governor, in-memory telemetry."""
-    from opentelemetry.sdk.metrics import MeterProvider
-
-    settings = config.load({"GENOPS_CONTENT_POLICY": "block", **env})
-    governor = EnforcingGovernor(settings, ledger=MemoryLedger(), meter=MeterProvider().get_meter("test"))
-    try:
-        with capture(settings, governor=governor) as recorded:
-            yield recorded
-    finally:
-        governor.close()
 
 
 def call_turns(args: dict[str, Any], response: dict[str, Any] | None = None) -> list[types.Content]:
@@ -161,20 +143,9 @@ def test_a_field_with_a_secret_or_card_is_refused_before_sending(clients, server
         _send(clients, kind, build(clean_value))
     (reference,) = server.requests
     server.requests.clear()
-    with content_policy() as recorded:
-        with pytest.raises(errors.ClientError) as caught:
-            _send(clients, kind, build(value))
-        assert server.requests == [], "nothing reaches the endpoint"
-        clean = build(clean_value)
-        given = copy.deepcopy(clean)
-        _send(clients, kind, clean)
-        blocked, allowed = recorded.spans()
-    error = caught.value
-    assert isinstance(error, PolicyViolation) and error.code == 403 and error.reason_code == semconv.REASON_POLICY_DENY_CONTENT
-    assert value not in str(error) and value not in json.dumps(error.details) and value not in json.dumps(dict(blocked.attributes), default=str)
-    assert blocked.attributes[semconv.GENOPS_POLICY_RESULT] == semconv.RESULT_BLOCKED
-    assert allowed.attributes[semconv.GENOPS_POLICY_RESULT] == semconv.RESULT_ALLOWED
-    assert clean == given, "the request the application passed is not changed"
+    refusal = refused_then_sent(lambda kwargs: _send(clients, kind, kwargs), build, value, clean_value, errors.ClientError, server.requests)
+    error = refusal.error
+    assert error.code == 403 and value not in json.dumps(error.details)
     (sent,) = server.requests
     assert sent["path"] == reference["path"] and sent["body"] == reference["body"], "sent as without the policy"
 

@@ -132,19 +132,6 @@ class GenOpsCallbackHandler(BaseCallbackHandler):
         self.runs.end(run_id, error)
 
     # --- model calls: recorded by the provider plugins, under their parent run ---------------------
-    def on_chat_model_start(
-        self,
-        serialized: dict[str, Any] | None,
-        messages: Any,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if self.active:
-            self.runs.enter(run_id, parent_run_id, self.runs.trusted(metadata))
-
     def on_llm_start(
         self,
         serialized: dict[str, Any] | None,
@@ -157,6 +144,8 @@ class GenOpsCallbackHandler(BaseCallbackHandler):
     ) -> None:
         if self.active:
             self.runs.enter(run_id, parent_run_id, self.runs.trusted(metadata))
+
+    on_chat_model_start = on_llm_start  # the same for chat models (messages instead of prompts, passed positionally)
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         self.runs.end(run_id)

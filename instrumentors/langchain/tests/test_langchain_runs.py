@@ -7,6 +7,10 @@ import subprocess
 import sys
 
 import pytest
+
+if sys.version_info < (3, 11):  # before the imports below, which need the SDK
+    pytest.skip("langchain-core 1.8+ and langchain 1.5+, the LangChain plugin's range, require Python 3.11", allow_module_level=True)
+
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from opentelemetry.trace import SpanKind

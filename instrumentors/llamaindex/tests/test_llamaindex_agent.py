@@ -50,11 +50,7 @@ def _clients(spans):
 
 def _check_calls(spans, h, agent_name="weather_agent"):
     first, second = _clients(spans)
-    assert first.attributes["gen_ai.response.finish_reasons"] == ("tool_calls",)
-    assert (first.attributes["gen_ai.usage.input_tokens"], first.attributes["gen_ai.usage.output_tokens"]) == h.TOOL_USAGE
-    assert (second.attributes["gen_ai.usage.input_tokens"], second.attributes["gen_ai.usage.output_tokens"]) == h.TEXT_USAGE
-    assert first.attributes["genops.cost.total"] == pytest.approx(h.cost(h.TOOL_USAGE), rel=1e-9)
-    assert second.attributes["genops.cost.total"] == pytest.approx(h.cost(h.TEXT_USAGE), rel=1e-9)
+    h.check_tool_then_text(first, second)
     for client in (first, second):
         assert client.attributes["gen_ai.agent.name"] == agent_name  # each call carries its agent
     return first, second
@@ -62,10 +58,7 @@ def _check_calls(spans, h, agent_name="weather_agent"):
 
 def _check_rolled_up(run, first, second, h):
     """The run's span: the rolled-up cost and tokens of everything under it, the sum of its calls."""
-    assert run.attributes["genops.unit.calls"] == 2
-    assert run.attributes["genops.cost.total"] == pytest.approx(first.attributes["genops.cost.total"] + second.attributes["genops.cost.total"], rel=1e-12)
-    assert run.attributes["gen_ai.usage.input_tokens"] == h.TOOL_USAGE[0] + h.TEXT_USAGE[0]
-    assert run.attributes["gen_ai.usage.output_tokens"] == h.TOOL_USAGE[1] + h.TEXT_USAGE[1]
+    h.check_rolled_up(run, first, second)
 
 
 def _check_agent_trace(spans, h):
@@ -97,12 +90,7 @@ def test_an_agent_run_is_one_trace_with_its_cost_rolled_up(rec, endpoint, h, str
 
     _check_agent_trace(rec.spans(), h)
     # Cost per agent: the agent's name is a dimension of the cost and token metrics.
-    metrics = rec.metrics()
-    costs = {dims["gen_ai.agent.name"]: point.value for dims, point in metrics["genops.cost"]}
-    assert costs == {"weather_agent": pytest.approx(h.cost(h.TOOL_USAGE) + h.cost(h.TEXT_USAGE), rel=1e-9)}
-    tokens = {(dims["gen_ai.agent.name"], dims["gen_ai.token.type"]): point.sum for dims, point in metrics["gen_ai.client.token.usage"]}
-    assert tokens == {("weather_agent", "input"): 105, ("weather_agent", "output"): 27}
-    unit_costs = {dims["genops.unit.name"]: point.value for dims, point in metrics["genops.unit.cost"] if dims.get("gen_ai.operation.name") is None}
+    unit_costs = h.check_agent_metrics(rec.metrics(), units_only=True)
     assert unit_costs["weather_agent"] == pytest.approx(h.cost(h.TOOL_USAGE) + h.cost(h.TEXT_USAGE), rel=1e-9)
 
 

@@ -9,21 +9,17 @@ The reservation estimate reads the same texts: tool definitions and arguments ar
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 import math
 import random
 import string
-from typing import Any, Iterator
+from typing import Any
 
 import openai
 import pytest
 
-from genops_autoinstrument import PolicyViolation, config, semconv
-from genops_autoinstrument.api.testing import capture
-from genops_autoinstrument.governance.enforcing import EnforcingGovernor
-from genops_autoinstrument.governance.ledger.memory import MemoryLedger
+from genops_autoinstrument import semconv
+from genops_autoinstrument.api.testing import content_policy, refused_then_sent
 from genops_autoinstrument.pricing.prices import price_call
 from genops_autoinstrument.pricing.usage import Usage
 
@@ -61,20 +57,6 @@ def served(instrumentor, server, h) -> Any:
     server.json("/v1/chat/completions", h.chat_completion())
     server.json("/v1/responses", RESPONSE)
     return server
-
-
-@contextlib.contextmanager
-def governed(**env: str) -> Iterator[Any]:
-    """The real governor with ``GENOPS_CONTENT_POLICY=block`` (and ``env``), in-memory telemetry."""
-    from opentelemetry.sdk.metrics import MeterProvider
-
-    settings = config.load({"GENOPS_CONTENT_POLICY": "block", **env})
-    governor = EnforcingGovernor(settings, ledger=MemoryLedger(), meter=MeterProvider().get_meter("test"))
-    try:
-        with capture(settings, governor=governor) as recorded:
-            yield recorded
-    finally:
-        governor.close()
 
 
 def arguments(value: str) -> str:
@@ -121,21 +103,9 @@ CHAT_CASES = {
 
 def _expect_block_then_send(server: Any, send: Any, build: Any, value: str, native: type[BaseException]) -> dict[str, Any]:
     """``build(value)`` is refused natively with nothing sent; ``build(CLEAN)`` is sent unchanged."""
-    with governed() as recorded:
-        with pytest.raises(native) as caught:
-            send(**build(value))
-        assert server.requests == []
-        clean = build(CLEAN)
-        given = copy.deepcopy(clean)
-        send(**clean)
-        blocked, allowed = recorded.spans()
-    assert isinstance(caught.value, PolicyViolation) and caught.value.reason_code == semconv.REASON_POLICY_DENY_CONTENT
-    assert value not in str(caught.value) and value not in json.dumps(dict(blocked.attributes), default=str)
-    assert blocked.attributes[semconv.GENOPS_POLICY_RESULT] == semconv.RESULT_BLOCKED
-    assert allowed.attributes[semconv.GENOPS_POLICY_RESULT] == semconv.RESULT_ALLOWED
-    assert clean == given, "the request the application passed is not changed"
+    refusal = refused_then_sent(lambda kwargs: send(**kwargs), build, value, CLEAN, native, server.requests)
     (request,) = server.requests
-    return {"sent": request["json"], "given": given}
+    return {"sent": request["json"], "given": refusal.given}
 
 
 @pytest.mark.parametrize("case", sorted(CHAT_CASES))
@@ -186,7 +156,7 @@ def test_tool_call_arguments_of_an_sdk_message_from_a_previous_response_are_chec
     call = {"id": "call_9", "type": "function", "function": {"name": "connect", "arguments": arguments(DB_URL)}}
     served.json("/v1/chat/completions", h.chat_completion(content=None, choices=[{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [call]}, "finish_reason": "tool_calls"}]))
     client = served.client()
-    with governed():
+    with content_policy():
         previous = client.chat.completions.create(model="gpt-4o-mini", messages=USER).choices[0].message
         assert served.requests and not isinstance(previous, dict)
         served.requests.clear()
@@ -201,7 +171,7 @@ def test_a_secret_deep_in_a_tool_schema_is_found(served):
     for _ in range(3000):
         schema = {"type": "object", "properties": {"inner": schema}}
     tool = {"type": "function", "function": {"name": "deep", "description": "Deep.", "parameters": schema}}
-    with governed():
+    with content_policy():
         with pytest.raises(openai.PermissionDeniedError):
             served.client().chat.completions.create(model="gpt-4o-mini", messages=USER, tools=[tool])
     assert served.requests == []
@@ -213,7 +183,7 @@ def test_credentials_given_to_the_provider_and_inline_media_are_not_prompt_text(
     mcp = {"type": "mcp", "server_label": "deploys", "server_url": "https://mcp.example.com/sse", "authorization": token, "headers": {"Authorization": token}, "require_approval": "never"}
     image = "data:image/png;base64," + "".join(RNG.choice(B62 + "+/") for _ in range(4000))
     content = [{"type": "input_text", "text": "What is in this picture?"}, {"type": "input_image", "image_url": image}]
-    with governed() as recorded:
+    with content_policy() as recorded:
         served.client().responses.create(model="gpt-4o", input=[{"role": "user", "content": content}], tools=[mcp])
         (span,) = recorded.spans()
     assert span.attributes[semconv.GENOPS_POLICY_RESULT] == semconv.RESULT_ALLOWED
@@ -231,7 +201,7 @@ def test_the_estimate_counts_tool_definitions_and_arguments_but_not_images(serve
     ]
     tool = chat_tool()
     texts = ["function", "lookup", "Look an order up by its id.", "object", "string", "The order id.", "id", "Where is order 48213377?", "lookup", args, "shipped"]
-    with governed(GENOPS_TEAM="search", GENOPS_BUDGETS="team=100/day", GENOPS_LEDGER_URL="memory://") as recorded:
+    with content_policy(GENOPS_TEAM="search", GENOPS_BUDGETS="team=100/day", GENOPS_LEDGER_URL="memory://") as recorded:
         served.client().chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[tool], max_tokens=20)
         (span,) = recorded.spans()
     estimate = price_call("openai", "gpt-4o-mini", Usage(input_tokens=math.ceil(sum(map(len, texts)) / 4), output_tokens=20)).total

@@ -74,12 +74,7 @@ def test_an_agent_run_is_one_trace_with_its_cost_rolled_up(rec, endpoint, h):
     check_agent_trace(rec.spans(), h)
     assert current_scope() is None
     # Cost per agent: the agent's name is a dimension of the cost and token metrics.
-    metrics = rec.metrics()
-    costs = {dims["gen_ai.agent.name"]: point.value for dims, point in metrics["genops.cost"]}
-    assert costs == {"weather_agent": pytest.approx(h.cost(h.TOOL_USAGE) + h.cost(h.TEXT_USAGE), rel=1e-9)}
-    tokens = {(dims["gen_ai.agent.name"], dims["gen_ai.token.type"]): point.sum for dims, point in metrics["gen_ai.client.token.usage"]}
-    assert tokens == {("weather_agent", "input"): 105, ("weather_agent", "output"): 27}
-    units = {dims["genops.unit.name"]: point.value for dims, point in metrics["genops.unit.cost"]}
+    units = h.check_agent_metrics(rec.metrics())
     assert units["weather_agent"] == pytest.approx(h.cost(h.TOOL_USAGE) + h.cost(h.TEXT_USAGE), rel=1e-9)
     assert units["Agent workflow"] == pytest.approx(units["weather_agent"], rel=1e-12)
 
