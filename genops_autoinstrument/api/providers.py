@@ -21,6 +21,7 @@ import contextlib
 import threading
 from typing import Any, Callable, ContextManager, Iterator, Mapping
 
+import wrapt
 from opentelemetry import metrics, trace
 
 from genops_autoinstrument.diagnostics import internal_error
@@ -62,22 +63,63 @@ class _Tracer(trace.Tracer):
         self._on_span = on_span
 
     def start_span(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        return self._tracers.get().start_span(name, *args, **kwargs)
+        """A span the framework makes current itself (``use_span``) or never: the hook runs from
+        now until the span ends (the returned span is the framework's, ending the hook first)."""
+        span = self._tracers.get().start_span(name, *args, **kwargs)
+        hook = self._hook(span, name, kwargs.get("attributes") or {})
+        if hook is None:
+            return span
+        try:
+            hook.__enter__()
+        except Exception as error:
+            internal_error("framework span hook", error)
+            return span
+        return _HookedSpan(span, hook)
 
     @contextlib.contextmanager
     def start_as_current_span(self, name: str, *args: Any, **kwargs: Any) -> Iterator[Any]:
         with self._tracers.get().start_as_current_span(name, *args, **kwargs) as span:
-            with self._hook(span, name, kwargs.get("attributes") or {}):
+            with self._hook(span, name, kwargs.get("attributes") or {}) or contextlib.nullcontext():
                 yield span
 
-    def _hook(self, span: Any, name: str, attributes: Mapping[str, Any]) -> ContextManager[Any]:
+    def _hook(self, span: Any, name: str, attributes: Mapping[str, Any]) -> ContextManager[Any] | None:
         if self._on_span is None:
-            return contextlib.nullcontext()
+            return None
         try:
-            return self._on_span(span, name, attributes) or contextlib.nullcontext()
+            return self._on_span(span, name, attributes)
         except Exception as error:
             internal_error("framework span hook", error)
-            return contextlib.nullcontext()
+            return None
+
+
+class _HookedSpan(wrapt.ObjectProxy):  # type: ignore[misc]
+    """A span from ``start_span`` whose ``on_span`` hook is running: the hook exits (once) just
+    before the span ends, as it does inside ``start_as_current_span``. Everything else is the
+    framework's span itself (a proxy: equal to it, same hash, same attributes)."""
+
+    def __init__(self, span: Any, hook: ContextManager[Any]) -> None:
+        super().__init__(span)
+        self._self_hook: ContextManager[Any] | None = hook
+
+    def _self_exit(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None:
+        hook, self._self_hook = self._self_hook, None
+        if hook is not None:
+            try:
+                hook.__exit__(exc_type, exc, tb)
+            except Exception as error:
+                internal_error("framework span hook", error)
+
+    def end(self, *args: Any, **kwargs: Any) -> None:
+        self._self_exit()
+        self.__wrapped__.end(*args, **kwargs)
+
+    def __enter__(self) -> "_HookedSpan":
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        self._self_exit(exc_type, exc, tb)
+        return self.__wrapped__.__exit__(exc_type, exc, tb)
 
 
 class _TracerProvider(trace.TracerProvider):
@@ -195,14 +237,18 @@ def run_on_span(span: Any, name: str, attribution: Mapping[str, str] | None = No
         token = enter_scope(attribution, unit)
     except Exception as error:
         internal_error("framework run start", error)
+    error: BaseException | None = None
     try:
         yield
+    except BaseException as raised:  # the unit failed with the body (re-raised as it was)
+        error = raised if isinstance(raised, Exception) else None
+        raise
     finally:
         if token is not None:
-            _close(engine, unit, token)
+            _close(engine, unit, token, error)
 
 
-def _close(engine: Any, unit: Any, token: Any) -> None:
+def _close(engine: Any, unit: Any, token: Any, error: BaseException | None = None) -> None:
     try:
         from genops_autoinstrument.engine.application import close_unit
         from genops_autoinstrument.engine.units import exit_scope
@@ -211,9 +257,9 @@ def _close(engine: Any, unit: Any, token: Any) -> None:
             exit_scope(token)
         except ValueError:  # ended in another context than it started in: nothing to restore here
             pass
-        close_unit(engine, unit)
-    except Exception as error:
-        internal_error("framework run end", error)
+        close_unit(engine, unit, error)
+    except Exception as internal:
+        internal_error("framework run end", internal)
 
 
 class _Unended:

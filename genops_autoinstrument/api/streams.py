@@ -78,8 +78,10 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         super().__init__(stream)
         self._self_call = call
         self._self_accumulator = accumulator
-        # Bound once: the per-chunk path is the stream's own __next__ plus the accumulator's add.
-        self._self_next = getattr(stream, "__next__", None)
+        # Bound once: the per-chunk path is the stream's own __next__ (with the call active while
+        # it pulls) plus the accumulator's add.
+        next_chunk = getattr(stream, "__next__", None)
+        self._self_next = None if next_chunk is None else _pulling(call, next_chunk)
         self._self_add = accumulator.add
         _track(self, call)
 
@@ -117,7 +119,7 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
     def __next__(self) -> Any:
         if self._self_next is None:  # not an iterator: next() fails as on the SDK object itself
             raise TypeError(f"{type(self.__wrapped__).__name__!r} object is not an iterator")
-        next_chunk = _pulling(self._self_call, self._self_next)
+        next_chunk = self._self_next
         add = self._self_add
         while True:
             try:

@@ -68,8 +68,8 @@ class Engine:
         self._sinks = Sinks(attribution, tracer_provider, meter_provider, defer)
         self._sink = self._sinks.current  # the sink of a call made now
         bind_meter = getattr(self.governor, "bind_meter", None)
-        if bind_meter is not None:  # the governor's own instruments (genops.ledger.failures) in the first call's meter
-            bind_meter(self._sink().meter)
+        if bind_meter is not None:  # the governor's own instruments (genops.ledger.failures), where a call made then records
+            bind_meter(self._sinks.following_meter())
         self.attribution: Callable[[], Mapping[str, str]] = attribution.current
         self._capture_content = self.settings.capture_content
         self._pricing_file = self.settings.pricing_file
@@ -88,15 +88,7 @@ class Engine:
     def providers(self) -> tuple[Any, Any]:
         """The (tracer provider, meter provider) a call made now is recorded into: the ones given
         here, else the application's global ones when it has real ones, else GenOps' own."""
-        from genops_autoinstrument.engine import telemetry
-        from genops_autoinstrument.engine.global_providers import application_provider
-
-        tracer_provider, meter_provider = self._sinks._pinned
-        if tracer_provider is None:
-            tracer_provider = application_provider("tracer") or telemetry.private_tracer_provider()
-        if meter_provider is None:
-            meter_provider = application_provider("meter") or telemetry.private_meter_provider()
-        return tracer_provider, meter_provider
+        return self._sinks.providers()
 
     @property
     def _instruments(self) -> Instruments:

@@ -10,7 +10,9 @@ wire) share GenOps' key (:func:`~genops_autoinstrument.engine.call.in_recorded_c
   (an ``InferenceData``) with its span current, or, for layers that have no key (util-genai before
   1.3, pydantic-ai, a framework's own client span), the current span itself when it is a recording
   CLIENT span of a GenAI inference. GenOps then enriches that span (cost, policy, attribution) and
-  records only what the other layer does not (:attr:`Foreign.records_metrics`).
+  records only what the other layer does not (:attr:`Foreign.records_metrics`): a span from a
+  known instrumentation scope (:data:`METRIC_SCOPES`) records its token and duration metrics; any
+  other layer's (an application's own span, a framework's) may not, so GenOps records them.
 - :func:`shared_key`: util-genai's key, when the application's process has loaded a util-genai that
   defines it (GenOps imports nothing the application did not); GenOps sets it around a call it
   starts, so util-genai instrumentations below publish into GenOps' call instead of a span of theirs.
@@ -30,6 +32,17 @@ UTIL_GENAI_INFERENCE = "opentelemetry.util.genai._inference_invocation"  # defin
 INFERENCE_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 _OPERATION = "gen_ai.operation.name"
 _OWN_PREFIX = "genops."
+
+# Instrumentation scopes whose inference spans come with gen_ai.client.token.usage and
+# gen_ai.client.operation.duration of their own (the official OpenAI instrumentation, util-genai's
+# handler, pydantic-ai and logfire): GenOps records only the cost beside them. A span from any
+# other scope is enriched, and GenOps records the token and duration metrics itself.
+METRIC_SCOPES = frozenset({
+    "opentelemetry.instrumentation.openai_v2",
+    "opentelemetry.util.genai.handler",
+    "pydantic-ai",
+    "logfire",
+})
 
 # Inference spans another layer opens for GenOps with its metrics off (a framework GenOps hands
 # providers to): GenOps records their token and duration metrics itself.
@@ -93,7 +106,13 @@ def find_foreign() -> Foreign | None:
             return Foreign(span, data, True)
     if not span.is_recording() or not _is_inference(span, strict=True):
         return None
-    return Foreign(span, None, span not in _adopted)
+    return Foreign(span, None, span not in _adopted and _scope_records_metrics(span))
+
+
+def _scope_records_metrics(span: Any) -> bool:
+    """``span`` comes from an instrumentation known to record its own token and duration metrics."""
+    scope = getattr(span, "instrumentation_scope", None)
+    return getattr(scope, "name", None) in METRIC_SCOPES
 
 
 def adopt(span: Any) -> None:

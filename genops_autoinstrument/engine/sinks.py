@@ -19,7 +19,7 @@ from genops_autoinstrument.engine.global_providers import GlobalSlots, PinnedSlo
 from genops_autoinstrument.engine.instruments import Instruments
 from genops_autoinstrument.engine.units import current_unit, unit_context
 
-__all__ = ["Sink", "Sinks", "UnitTracer"]
+__all__ = ["FollowingMeter", "Sink", "Sinks", "UnitTracer"]
 
 FLUSH_INSTRUMENT = "genops.internal.metric_flush"
 
@@ -100,13 +100,24 @@ class Sinks:
         with self._lock:
             return self._choose(own=True)
 
-    def _choose(self, own: bool = False) -> Sink:
+    def providers(self, own: bool = False) -> tuple[Any, Any]:
+        """The (tracer provider, meter provider) a call made now is recorded into: the ones given
+        here, else the application's global ones when it has real ones, else GenOps' own (``own``:
+        GenOps' own unless given here)."""
         telemetry = self._telemetry
         tracer_provider, meter_provider = self._pinned
         if tracer_provider is None:
             tracer_provider = (None if own else application_provider("tracer")) or telemetry.private_tracer_provider()
         if meter_provider is None:
             meter_provider = (None if own else application_provider("meter")) or telemetry.private_meter_provider()
+        return tracer_provider, meter_provider
+
+    def following_meter(self) -> "FollowingMeter":
+        """A meter whose counters record into the meter of a call made at that moment."""
+        return FollowingMeter(self)
+
+    def _choose(self, own: bool = False) -> Sink:
+        tracer_provider, meter_provider = self.providers(own)
         key = (id(tracer_provider), id(meter_provider))
         sink = self._sinks.get(key)
         if sink is None:
@@ -142,3 +153,34 @@ class Sinks:
 
             internal_error("deferred metrics", error)
             return run_now
+
+
+class FollowingMeter:
+    """A meter for instruments built once but recorded rarely (the governor's
+    ``genops.ledger.failures``): each record goes to the current sink's meter, so it follows the
+    application's providers as calls do instead of staying where they were at start-up."""
+
+    __slots__ = ("_sinks",)
+
+    def __init__(self, sinks: Sinks) -> None:
+        self._sinks = sinks
+
+    def create_counter(self, name: str, **kwargs: Any) -> "_FollowingCounter":
+        return _FollowingCounter(self._sinks, name, kwargs)
+
+
+class _FollowingCounter:
+    __slots__ = ("_sinks", "_name", "_kwargs", "_counters")
+
+    def __init__(self, sinks: Sinks, name: str, kwargs: dict[str, Any]) -> None:
+        self._sinks = sinks
+        self._name = name
+        self._kwargs = kwargs
+        self._counters: dict[int, tuple[Any, Any]] = {}  # id(meter) -> (meter kept alive, its counter)
+
+    def add(self, amount: float, attributes: Any = None, *args: Any, **kwargs: Any) -> None:
+        meter = self._sinks.current().meter
+        found = self._counters.get(id(meter))
+        if found is None:
+            found = self._counters[id(meter)] = (meter, meter.create_counter(self._name, **self._kwargs))
+        found[1].add(amount, attributes, *args, **kwargs)

@@ -422,13 +422,19 @@ def configure_global() -> None:
 
 
 def force_flush(timeout_seconds: float = 30.0) -> bool:
-    """Export what GenOps' own providers hold now (a serverless handler's last step); True if done."""
+    """Export what GenOps' own providers hold now (a serverless handler's last step); True if done.
+    One deadline for the whole flush: each step (the deferred queue, then each provider) gets the
+    time left, so the flush takes about ``timeout_seconds`` at worst, not that per step."""
+    import time
+
     from genops_autoinstrument.engine.deferred import FLUSH_SECONDS, deferred_queue
 
+    deadline = time.monotonic() + timeout_seconds
     done = deferred_queue.flush(min(timeout_seconds, FLUSH_SECONDS))
     for provider in list(_owned):
+        left_millis = max(1, int((deadline - time.monotonic()) * 1000))  # 1 ms: a provider reads 0 as "no limit"
         try:
-            done = bool(provider.force_flush(int(timeout_seconds * 1000))) and done
+            done = bool(provider.force_flush(left_millis)) and done
         except Exception as error:
             log.debug("GenOps telemetry flush: %r", error)
             done = False
