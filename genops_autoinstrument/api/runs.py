@@ -10,8 +10,11 @@ never by context, so runs nest correctly whichever thread or task an event arriv
 
 A run also becomes GenOps' current scope in the context its start event runs in (``enter=True``),
 so that calls made in that context and in contexts copied from it (tasks, executor jobs) belong to
-it; its end restores the scope that was current before, skipping runs that have ended meanwhile
-(frameworks end sibling runs in any order). A step that a lower layer records (a model call the
+it; its end restores the scope that was current before. Where its end runs in another context
+(or never arrives), the scope it left current there ends with it: the engine's current scope skips
+ended runs (:func:`~genops_autoinstrument.engine.units.current_scope`). At most ``_MAX_OPEN`` runs
+stay open: beyond, the oldest are ended as abandoned (``error.type`` ``abandoned``), so a
+long-running process whose frameworks drop end events keeps recording. A step that a lower layer records (a model call the
 provider plugin turns into its span) is not a run: :meth:`Runs.enter` only makes its parent run's
 scope current for it, so the step is recorded once, by that layer, under the right run.
 
@@ -26,12 +29,11 @@ Every method is safe: an internal failure is logged once and the framework's run
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable, Hashable, Mapping
 
 from genops_autoinstrument.diagnostics import internal_error, log
-from genops_autoinstrument.engine.units import Scope, Unit, current_scope, scope_variable
+from genops_autoinstrument.engine.units import Scope, Unit, current_scope, inner_scope, live, scope_variable
 
 __all__ = [
     "GEN_AI_AGENT_ID",
@@ -64,32 +66,24 @@ _MAX_OPEN = 10_000  # runs whose end never arrives (an abandoned stream) must no
 _variable = scope_variable()
 
 
-@dataclass(frozen=True)
-class _RunScope(Scope):
-    """The scope a run made current; knows its run, so an ended run's scope can be skipped."""
+class Abandoned(BaseException):
+    """What a run evicted unended is closed with. Named like a builtin (as the engine's
+    ``interrupted`` is) so that its span's ``error.type`` is ``abandoned``."""
 
-    run: Any = None
+
+Abandoned.__module__ = "builtins"
+Abandoned.__name__ = Abandoned.__qualname__ = "abandoned"
 
 
 class _Run:
-    __slots__ = ("owner", "unit", "scope", "previous", "ended", "engine")
+    __slots__ = ("owner", "unit", "scope", "closed", "engine")
 
-    def __init__(self, owner: "Runs", unit: Unit | None, scope: _RunScope, previous: Scope | None, engine: Any) -> None:
+    def __init__(self, owner: "Runs", unit: Unit | None, engine: Any) -> None:
         self.owner = owner
         self.unit = unit  # None: a step recorded by a lower layer (Runs.enter), or a hidden run
-        self.scope = scope
-        self.previous = previous  # the scope current when it started, restored at its end
-        self.ended = False
+        self.scope: Scope | None = None  # what its calls and children get; ``outer``: what it replaced
+        self.closed = False  # ended: its scope, wherever still current, is skipped
         self.engine = engine
-
-
-def _live(scope: Scope | None, owner: "Runs | None" = None) -> Scope | None:
-    """``scope``, or the scope its ended runs replaced (a scope left current by an end event that
-    arrived in another context than its start); with ``owner``, the scope current before any of
-    ``owner``'s runs (a run without a parent run is not inside its siblings, whichever is current)."""
-    while isinstance(scope, _RunScope) and scope.run is not None and (scope.run.ended or scope.run.owner is owner):
-        scope = scope.run.previous
-    return scope
 
 
 class Runs:
@@ -121,12 +115,11 @@ class Runs:
             from genops_autoinstrument.engine import application
             from genops_autoinstrument.engine.runtime import get_engine
 
-            if not self._room(key):
-                return
+            self._make_room(key)
             engine = get_engine()
             outer = self._outer(parent)
-            scope_attribution = {**outer.attribution, **attribution} if attribution else outer.attribution
-            token = _variable.set(Scope(scope_attribution, outer.unit))  # the unit's parent, for open_unit
+            scope = inner_scope(outer, attribution, None, None)
+            token = _variable.set(scope)  # the unit's parent and attribution, for open_unit
             try:
                 unit = application.open_unit(engine, name, application.attribution_now(engine), None)
             finally:
@@ -135,7 +128,7 @@ class Runs:
                 unit.span.update_name(span_name)
             if attributes:
                 unit.span.set_attributes(dict(attributes))
-            self._add(key, unit, Scope(scope_attribution, unit), engine, enter)
+            self._add(key, unit, scope, engine, enter)
         except Exception as error:
             internal_error(f"{self._framework} run start", error)
 
@@ -144,13 +137,8 @@ class Runs:
         its span, which ends; the scope current before it is restored if it is still current."""
         try:
             run = self._pop(key)
-            if run is None or run.unit is None:
-                return
-            from genops_autoinstrument.engine import application
-
-            if attributes:
-                run.unit.span.set_attributes(dict(attributes))
-            application.close_unit(run.engine, run.unit, error)
+            if run is not None:
+                _close(run, error, attributes)
         except Exception as internal:
             internal_error(f"{self._framework} run end", internal)
 
@@ -160,15 +148,13 @@ class Runs:
         current for it, and the steps and runs under ``key`` belong to ``parent``'s unit, until
         :meth:`end` of ``key``. ``hidden``: only map ``key`` to its parent, without entering."""
         try:
-            if not self._room(key):
-                return
+            self._make_room(key)
             with self._lock:
                 known = parent is not None and parent in self._runs
             if not known and not attribution:
                 return  # the current scope is already what it gets: nothing to enter or undo
             outer = self._outer(parent)
-            scope_attribution = {**outer.attribution, **attribution} if attribution else outer.attribution
-            self._add(key, None, Scope(scope_attribution, outer.unit), None, enter=not hidden)
+            self._add(key, None, inner_scope(outer, attribution, None, None), None, enter=not hidden)
         except Exception as error:
             internal_error(f"{self._framework} step start", error)
 
@@ -210,22 +196,29 @@ class Runs:
                 run = self._runs.get(parent)
             if run is not None:
                 return run.scope
-        return _live(current_scope(), self) or _NO_SCOPE
+        scope = current_scope()
+        while scope is not None and isinstance(scope.ender, _Run) and scope.ender.owner is self:
+            scope = live(scope.outer)  # a run without a parent run is not inside its open siblings
+        return scope or _NO_SCOPE
 
-    def _room(self, key: Hashable) -> bool:
+    def _make_room(self, key: Hashable) -> None:
+        """Room for run ``key``: past ``_MAX_OPEN`` open runs, the oldest are ended as abandoned."""
+        evicted: list[_Run] = []
         with self._lock:
-            if len(self._runs) < _MAX_OPEN or key in self._runs:
-                return True
-        if not self._warned:
-            self._warned = True
-            log.warning("%s: %d runs have started and not ended; further runs are not recorded as units", self._framework, _MAX_OPEN)
-        return False
+            while len(self._runs) >= _MAX_OPEN and key not in self._runs:
+                evicted.append(self._runs.pop(next(iter(self._runs))))
+        if evicted:
+            if not self._warned:
+                self._warned = True
+                log.warning("%s: %d runs have started and not ended; the oldest are ended as abandoned", self._framework, _MAX_OPEN)
+            for run in evicted:
+                _close(run, Abandoned(f"{self._framework} run abandoned: its end never arrived ({_MAX_OPEN} runs open)"), None)
 
     def _add(self, key: Hashable, unit: Unit | None, scope: Scope, engine: Any, enter: bool) -> None:
         """Record run ``key`` (``unit``: the unit it owns, closed at its end) whose calls and
-        children get ``scope``; ``enter``: make that scope current here."""
-        run = _Run(self, unit, _RunScope(scope.attribution, scope.unit), current_scope(), engine)
-        object.__setattr__(run.scope, "run", run)
+        children get ``scope`` (with ``unit``, if it owns one); ``enter``: make that scope current here."""
+        run = _Run(self, unit, engine)
+        run.scope = Scope(scope.attribution, unit or scope.unit, current_scope(), scope.own, run)
         with self._lock:
             self._runs[key] = run
         if enter:
@@ -234,12 +227,23 @@ class Runs:
     def _pop(self, key: Hashable) -> _Run | None:
         with self._lock:
             run = self._runs.pop(key, None)
-        if run is None:
-            return None
-        run.ended = True
-        if current_scope() is run.scope:  # still current in this context: give back what it replaced
-            _variable.set(_live(run.previous))
+        if run is not None and _variable.get() is run.scope:  # still current here: give back what it replaced
+            _variable.set(live(run.scope.outer))
         return run
+
+
+def _close(run: _Run, error: BaseException | None, attributes: Mapping[str, Any] | None) -> None:
+    """End ``run``: its scope stops being current anywhere; its unit (if it owns one) closes."""
+    run.closed = True
+    unit = run.unit
+    if unit is None:
+        return
+    from genops_autoinstrument.engine import application
+
+    unit.close()
+    if attributes:
+        unit.span.set_attributes(dict(attributes))
+    application.close_unit(run.engine, unit, error)
 
 
 _NO_SCOPE = Scope()
@@ -269,16 +273,9 @@ def is_refusal(error: BaseException | None) -> bool:
     (it carries the blocking decision), or an SDK error built from the response the wire layer
     refused a call with. For a framework's retry predicate: retrying a refusal asks again for a
     call GenOps has just refused (a framework plugin makes such retries final)."""
-    from genops_autoinstrument.governance.decisions import Decision
-    from genops_autoinstrument.governance.refusals import refusal_of
+    from genops_autoinstrument.governance.refusals import refused_by
 
-    if error is None:
-        return False
-    decision = getattr(error, "decision", None)
-    if isinstance(decision, Decision):
-        return decision.blocks
-    response = getattr(error, "response", None)
-    return response is not None and refusal_of(response) is not None
+    return error is not None and refused_by(error) is not None
 
 
 __all__ += ["is_refusal"]

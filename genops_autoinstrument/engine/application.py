@@ -48,6 +48,7 @@ def close_unit(engine: Engine, unit: Unit, error: BaseException | None = None) -
     """Roll up and end the unit: every call inside it has completed (the deferred queue is
     flushed first when one of its calls is still queued), so its totals are final; then the
     unit-cost metric."""
+    unit.close()  # from now on no context attributes a call to it (a task or thread that outlived the block)
     if unit.completions_pending:  # only this unit's queued calls make it wait (bounded), never others'
         engine.flush()
     span = unit.span

@@ -6,7 +6,9 @@ One context variable holds the current :class:`Scope`: the attribution set in co
 applications that never use the code API, which then pay one context-variable read. A unit's
 span is the parent of the calls and units started inside it through this variable
 (:func:`unit_context`), not through OpenTelemetry's current context, which stays the
-application's.
+application's. A scope ends with its unit (:meth:`Unit.close`) or a framework's run: where it is
+left current (an end that ran in another context, or never came), :func:`current_scope` skips it
+for the live scope around it, so nothing more is attributed to, parented by or rolled up into it.
 
 A unit rolls up every model call recorded inside it (nested units included, each counted once
 in each enclosing unit), and holds its optional cost cap: calls reserve their estimate against
@@ -27,7 +29,7 @@ from genops_autoinstrument.governance.decisions import BudgetStatus, Decision
 from genops_autoinstrument.governance.governor import Ticket
 from genops_autoinstrument.governance.request import lazy_prompt
 
-__all__ = ["CostCaps", "Scope", "Unit", "current_scope", "current_unit", "enter_scope", "exit_scope", "unit_context"]
+__all__ = ["CostCaps", "Scope", "Unit", "current_scope", "current_unit", "enter_scope", "exit_scope", "inner_scope", "live", "unit_context"]
 
 _cap_lock = threading.Lock()  # makes a cap's check and hold one step (see Unit.try_hold)
 
@@ -38,7 +40,7 @@ class Unit:
     __slots__ = (
         "name", "parent", "max_cost", "span", "attribution", "_lock",
         "cost", "input_tokens", "output_tokens", "calls", "unpriced_calls", "failed_calls", "blocked_calls", "reserved", "estimated", "ended",
-        "context",
+        "context", "closed",
     )
 
     def __init__(self, name: str, parent: "Unit | None", max_cost: float | None, span: Any, attribution: Mapping[str, str]) -> None:
@@ -59,6 +61,12 @@ class Unit:
         self.estimated = 0.0  # estimates of finished calls that could not be priced: the cap's, never the cost's
         self.ended = 0  # calls that have ended; ``calls`` counts those whose completion has run
         self.context: Any = None  # an OpenTelemetry context holding ``span``: the parent of what starts inside
+        self.closed = False  # set by close(): scopes left holding it are no longer current (current_scope)
+
+    def close(self) -> None:
+        """Mark the unit ended, before its span ends: a scope still holding it (one left current
+        in a context its end did not run in, or copied from it) stops being current there."""
+        self.closed = True
 
     def chain(self) -> Iterator["Unit"]:
         """This unit and every enclosing one, innermost first."""
@@ -203,20 +211,55 @@ class CostCaps:
 
 @dataclass(frozen=True)
 class Scope:
-    """The code's attribution (merged over every enclosing block) and the innermost unit."""
+    """The code's attribution (merged over every enclosing block) and the innermost unit.
+
+    ``outer``: the scope current when this one was made, current again once this one has ended;
+    ``own``: the attribution this scope added; ``ender``: what ends it (anything with a
+    ``closed`` flag: its unit, a framework's run), None for an attribution-only block."""
 
     attribution: Mapping[str, str] = field(default_factory=dict)
     unit: Unit | None = None
+    outer: "Scope | None" = None
+    own: Mapping[str, str] = field(default_factory=dict)
+    ender: Any = None
+
+    @property
+    def stale(self) -> bool:
+        """True once what ended it, or the unit it holds, has closed."""
+        return (self.ender is not None and self.ender.closed) or (self.unit is not None and self.unit.closed)
 
 
 _scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("genops_scope", default=None)
 
-current_scope = _scope.get
+
+def live(scope: Scope | None) -> Scope | None:
+    """``scope`` as it is now: a scope that has ended gives way to the live scope around it, where
+    an attribution-only block inside an ended one keeps its own attribution. So a run whose end ran
+    in another context (or never came) attributes nothing more, and parents nothing, here."""
+    kept: list[Mapping[str, str]] = []  # own attribution of the blocks inside, innermost first
+    while scope is not None and scope.stale:
+        if scope.own and not (scope.ender is not None and scope.ender.closed):
+            kept.append(scope.own)
+        scope = scope.outer
+    if not kept:
+        return scope
+    own: dict[str, str] = {}
+    for attribution in reversed(kept):
+        own.update(attribution)
+    return inner_scope(scope, own, None, None)
+
+
+def current_scope() -> Scope | None:
+    """The current context's live scope (None: the code API set none here)."""
+    scope = _scope.get()
+    if scope is None or not scope.stale:  # the common case: one read, two attribute checks
+        return scope
+    return live(scope)
 
 
 def current_unit() -> Unit | None:
-    """The innermost unit of work of the current context, if any."""
-    scope = _scope.get()
+    """The innermost live unit of work of the current context, if any."""
+    scope = current_scope()
     return scope.unit if scope is not None else None
 
 
@@ -235,11 +278,17 @@ def unit_context(unit: Unit) -> Any:
 def enter_scope(attribution: Mapping[str, str] | None = None, unit: Unit | None = None) -> contextvars.Token:
     """Make a new scope current: the enclosing one's attribution overridden by ``attribution``,
     and ``unit`` (or the enclosing unit) as the innermost unit."""
-    outer = _scope.get()
+    return _scope.set(inner_scope(current_scope(), attribution, unit, unit))
+
+
+def inner_scope(outer: Scope | None, attribution: Mapping[str, str] | None, unit: Unit | None, ender: Any) -> Scope:
+    """A scope inside ``outer``: its attribution overridden by ``attribution``, ``unit`` (or
+    ``outer``'s) as the innermost unit, ended when ``ender`` closes (None: when its unit does)."""
     merged: Mapping[str, str] = outer.attribution if outer is not None else {}
-    if attribution:
-        merged = {**merged, **attribution}
-    return _scope.set(Scope(merged, unit if unit is not None else (outer.unit if outer is not None else None)))
+    own = dict(attribution) if attribution else {}
+    if own:
+        merged = {**merged, **own}
+    return Scope(merged, unit if unit is not None else (outer.unit if outer is not None else None), outer, own, ender)
 
 
 def exit_scope(token: contextvars.Token) -> None:
