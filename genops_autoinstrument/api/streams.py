@@ -55,20 +55,19 @@ def _end(proxy: Any, error: BaseException | None = None) -> None:
         call.finish()
 
 
-def _pulling(call: Call, pull: Any) -> Any:
-    """``pull`` with ``call`` active while the SDK produces a chunk: an SDK that sends its request
-    at the first chunk (google-genai) must not be recorded again by a lower layer (the wire layer)."""
-
-    def pull_active() -> Any:
-        if call.ended:
-            return pull()
-        token = activate(call)
-        try:
-            return pull()
-        finally:
-            deactivate(token)
-
-    return pull_active
+def _pull(proxy: Any, pull: Any) -> Any:
+    """One chunk from ``pull`` with the proxy's call active while the SDK produces it: an SDK that
+    sends its request at the first chunk (google-genai) must not be recorded again by a lower layer
+    (the wire layer). The call is read at each pull: a plugin may begin it at the first chunk. A
+    plain function, not a closure kept on the proxy: no allocation per chunk, no reference cycle."""
+    call = proxy._self_call
+    if call.ended:
+        return pull()
+    token = activate(call)
+    try:
+        return pull()
+    finally:
+        deactivate(token)
 
 
 class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
@@ -80,8 +79,7 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_accumulator = accumulator
         # Bound once: the per-chunk path is the stream's own __next__ (with the call active while
         # it pulls) plus the accumulator's add.
-        next_chunk = getattr(stream, "__next__", None)
-        self._self_next = None if next_chunk is None else _pulling(call, next_chunk)
+        self._self_next = getattr(stream, "__next__", None)
         self._self_add = accumulator.add
         _track(self, call)
 
@@ -95,11 +93,11 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
 
     def _chunks(self, chunks: Any) -> Any:
         add = self._self_add
-        pull = _pulling(self._self_call, chunks.__next__)
+        pull = chunks.__next__
         try:
             while True:
                 try:
-                    chunk = pull()
+                    chunk = _pull(self, pull)
                 except StopIteration:
                     break
                 try:
@@ -123,7 +121,7 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         add = self._self_add
         while True:
             try:
-                chunk = next_chunk()
+                chunk = _pull(self, next_chunk)
             except StopIteration:
                 _end(self)
                 raise

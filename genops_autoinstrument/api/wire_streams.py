@@ -26,6 +26,8 @@ __all__ = ["WireAccumulator", "WireBody", "WireByteStream", "WireAsyncByteStream
 
 MAX_BODY = 32 * 1024 * 1024  # a JSON body larger than this is passed on unread (usage unknown)
 _SSE_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+# A deflate block of the reserved type 3, after a flush (byte-aligned): every inflater rejects it.
+_INVALID_BLOCK = b"\x06"
 
 
 class WireAccumulator(StreamAccumulator):
@@ -69,11 +71,12 @@ class WireBody(StreamAccumulator):
     ``hide``: the accumulator may hide events, so whole events are passed on. A gzip or deflate
     body the client decodes after this point is decompressed, filtered and compressed again (each
     piece flushed, so nothing is delayed): the client decodes what the server would have sent
-    unasked. ``strip``: bytes removed from each event passed on while hiding (the
-    ``"usage":null`` the server adds to every chunk once asked for usage).
+    unasked; a body that stops decompressing fails the client's decoder and the call there.
+    ``strip``: a pattern removed from each event passed on while hiding (the ``"usage":null`` the
+    server adds to every chunk once asked for usage).
     """
 
-    def __init__(self, accumulator: WireAccumulator, framing: str, encoding: str | None = None, hide: bool = False, strip: bytes | None = None) -> None:
+    def __init__(self, accumulator: WireAccumulator, framing: str, encoding: str | None = None, hide: bool = False, strip: re.Pattern[bytes] | None = None) -> None:
         self.accumulator = accumulator
         self.framing = framing
         self._decoder = _decoder(encoding)
@@ -82,26 +85,73 @@ class WireBody(StreamAccumulator):
         self._strip = strip if self._hide else None
         self._encoding = (encoding or "").strip().lower()
         self._encoder: Any = None  # re-compresses what is passed on of an encoded body GenOps hides from
+        self._unsent: list[bytes] | None = []  # the server's bytes, until the encoder passes anything on
+        self._recoding = False  # reading failed after the encoder started: still decoded and encoded again
+        self._reencoding = False  # GenOps' own compressed stream is what the client gets (ended by flush)
+        self._dropping = False  # the server's body did not decompress: GenOps' stream ends broken
+        self._tail = b""  # what is still to pass on of that broken stream
+        self._failure: BaseException | None = None  # why the body did not decompress: the call fails with it
         self._pending = b""  # our copy of an incomplete event (or the JSON body so far)
         self._size = 0
 
     def feed(self, chunk: bytes, encoded: bool = True) -> bytes:
         """Read ``chunk`` as the application gets it; return the bytes to pass on."""
-        if not self._readable or not chunk:
+        if not chunk or self._dropping:
+            tail, self._tail = self._tail, b""
+            return tail
+        if self._hide and encoded and self._decoder and (self._readable or self._recoding):
+            return self._feed_encoded(chunk)
+        if not self._readable:
             return chunk
         try:
             if self._hide:
-                if encoded and self._decoder:
-                    return self._encode(self._whole_events(self._decoder.decompress(chunk)))
                 return self._whole_events(chunk)
-            data = self._decoder.decompress(chunk) if (encoded and self._decoder) else chunk
-            self._read(data)
+            self._read(self._decoder.decompress(chunk) if (encoded and self._decoder) else chunk)
             return chunk
         except Exception as error:
             internal_error("wire body", error)
             self._readable = False
             held, self._pending = (self._pending if self._hide else b""), b""
             return held + chunk
+
+    def _feed_encoded(self, chunk: bytes) -> bytes:
+        """An encoded body GenOps hides from: decompressed, filtered, compressed again. Once it has
+        passed on bytes of its own stream, it never falls back to the server's (the client would
+        decode a mix): reading stops but the body is still re-encoded, and a body that cannot be
+        decompressed makes the client's decoder fail there, as the server's bytes would have."""
+        self._reencoding = True
+        if self._unsent is not None:
+            self._unsent.append(chunk)
+        try:
+            data = self._decoder.decompress(chunk)
+        except Exception as error:  # the body is broken (the client's decoder fails on it too)
+            self._failure = error
+            return self._undecodable()
+        if self._recoding:
+            return self._encode(data)
+        try:
+            kept = self._whole_events(data)
+        except Exception as error:
+            internal_error("wire body", error)
+            self._readable, self._recoding = False, True
+            kept, self._pending = self._pending + data, b""
+        return self._encode(kept)
+
+    def _undecodable(self) -> bytes:
+        """The server's body does not decompress: what the client gets instead, ending in the same failure."""
+        self._readable = self._recoding = self._reencoding = False
+        unsent, self._unsent = self._unsent, None
+        pending, self._pending = self._pending, b""
+        if self._encoder is None:  # nothing of GenOps' own stream passed on yet: the server's bytes, as they came
+            return b"".join(unsent or ())
+        self._dropping = True  # nothing of the server's follows: the client's decoder stops at the invalid block
+        encoder, self._encoder = self._encoder, None  # and no trailer
+        if not pending:
+            return _INVALID_BLOCK
+        # What the client had decoded of the incomplete event; the invalid block comes with the next
+        # piece (or at the end), or a decoder failing on the piece would lose it.
+        self._tail = _INVALID_BLOCK
+        return encoder.compress(pending) + encoder.flush(zlib.Z_SYNC_FLUSH)
 
     def _read(self, data: bytes) -> None:
         if self.framing == "json":
@@ -137,7 +187,7 @@ class WireBody(StreamAccumulator):
             raw = buffer[start:end]
             start = end
             if not self._event(raw):
-                kept.append(raw.replace(self._strip, b"") if self._strip else raw)
+                kept.append(self._strip.sub(b"", raw) if self._strip else raw)
         self._pending = buffer[start:]
         return b"".join(kept)
 
@@ -166,6 +216,9 @@ class WireBody(StreamAccumulator):
 
     def flush(self) -> bytes:
         """At the end of the body: read what is left; return what was held back."""
+        if self._dropping:
+            tail, self._tail = self._tail, b""
+            return tail
         pending, self._pending = self._pending, b""
         held = b""
         if self._readable and pending:
@@ -177,22 +230,31 @@ class WireBody(StreamAccumulator):
                     held = b""
             except Exception as error:
                 internal_error("wire body end", error)
-        if self._encoder is not None:  # the end of the re-compressed body
-            encoder, self._encoder = self._encoder, None
-            return encoder.compress(held) + encoder.flush()
+        if self._reencoding:  # the end of GenOps' re-compressed body (its trailer)
+            self._reencoding = False
+            out = self._encode(held)
+            encoder, self._encoder = self._encoder or self._new_encoder(), None
+            return out + encoder.flush()
         return held
 
     def _encode(self, data: bytes) -> bytes:
         """``data`` compressed as the body's encoding, flushed so the client can decode it now."""
-        if self._encoder is None:
-            gzip = self._encoding in ("gzip", "x-gzip")
-            self._encoder = zlib.compressobj(wbits=16 + zlib.MAX_WBITS if gzip else zlib.MAX_WBITS)
         if not data:
             return b""
+        if self._encoder is None:
+            self._encoder = self._new_encoder()
+            self._unsent = None
         return self._encoder.compress(data) + self._encoder.flush(zlib.Z_SYNC_FLUSH)
+
+    def _new_encoder(self) -> Any:
+        gzip = self._encoding in ("gzip", "x-gzip")
+        return zlib.compressobj(wbits=16 + zlib.MAX_WBITS if gzip else zlib.MAX_WBITS)
 
     def finish(self, call: Call) -> None:
         self.flush()
+        if self._failure is not None:
+            call.fail(self._failure)
+            return
         self.accumulator.finish(call)
 
 
@@ -263,13 +325,20 @@ class WireRawResponse(_Feeding, RecordedStream):
         _end(self)
 
     def read(self, *args: Any, **kwargs: Any) -> bytes:
-        data = self.__wrapped__.read(*args, **kwargs)
+        """urllib3's ``read``; the call ends when the body is read to its end (``read()`` without
+        ``amt`` reads it whole) or the read fails."""
+        try:
+            data = self.__wrapped__.read(*args, **kwargs)
+        except BaseException as error:
+            _end(self, error)
+            raise
+        amount = kwargs.get("amt", args[0] if args else None)
         decode = kwargs.get("decode_content", args[1] if len(args) > 1 else None)
         encoded = not (decode if decode is not None else getattr(self.__wrapped__, "decode_content", False))
         body = self._self_accumulator
         if data:
             body._hide = False  # a read() must return what was read: nothing is held back here
             body.feed(data, encoded)
-        elif not args or args[0] is None or args[0]:
+        if amount is None or (amount and not data):
             _end(self)
         return data

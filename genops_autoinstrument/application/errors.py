@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from genops_autoinstrument.governance.decisions import Decision
-from genops_autoinstrument.governance.refusals import refusal_of
+from genops_autoinstrument.governance.refusals import refused_by
 
 _MAX_ERRORS = 64  # a chain longer than this is not a wrapped refusal; stop looking
 
@@ -50,11 +50,4 @@ def policy_decision(error: BaseException | None) -> Decision | None:
 
 
 def _decision_of(error: BaseException) -> Decision | None:
-    decision = getattr(error, "decision", None)
-    if isinstance(decision, Decision) and decision.blocks:
-        return decision
-    response = getattr(error, "response", None)
-    if response is not None:
-        return refusal_of(response)
-    headers = getattr(error, "headers", None)  # aiohttp's ClientResponseError keeps the headers, not the response
-    return refusal_of(headers) if headers is not None else None
+    return refused_by(error)

@@ -34,3 +34,18 @@ def refusal_of(response: Any) -> Decision | None:
     if entry is None or entry[0]() is not response:  # an id reused by another object
         return None
     return entry[1]
+
+
+def refused_by(error: BaseException) -> Decision | None:
+    """The blocking decision ``error`` itself carries, else the one behind the response it keeps:
+    ``.decision`` (a blocked call's native error), ``.response`` (an SDK error built from the wire
+    layer's answer) or ``.headers`` (aiohttp's ``ClientResponseError`` keeps only the headers).
+    The one lookup ``policy_decision`` and ``is_refusal`` share; the error's chain is not walked."""
+    decision = getattr(error, "decision", None)
+    if isinstance(decision, Decision) and decision.blocks:
+        return decision
+    response = getattr(error, "response", None)
+    if response is not None:
+        return refusal_of(response)
+    headers = getattr(error, "headers", None)
+    return refusal_of(headers) if headers is not None else None

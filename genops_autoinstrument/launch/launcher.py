@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from genops_autoinstrument import __version__
 
@@ -160,9 +161,35 @@ def check() -> int:
         print(f"  {info.name} [{kind}] from {info.dist or '?'} {info.dist_version}")
         print(f"      supports: {target}; installed: {', '.join(versions) or 'n/a'}")
         print(f"      {verdict}")
+        for line in _described(info):
+            print(f"      {line}")
         for name, kind, default, doc in info.variables:
             print(f"      variable {name} ({kind}, default {default}): {doc}")
     return status
+
+
+def _described(info: Any) -> list[str]:
+    """What a plugin says of itself beyond its targets (the wire layer: the protocols it
+    recognises), from its class's optional ``describe()``; --check may import a plugin."""
+    from genops_autoinstrument.launch.discovery import PLUGIN_GROUP
+
+    if info.group != PLUGIN_GROUP or info.error:
+        return []
+    try:
+        from genops_autoinstrument.launch.activation import _load
+
+        describe = getattr(_load(info.value), "describe", None)
+        facts = describe() if callable(describe) else None
+    except Exception as error:  # a plugin that cannot describe itself is still listed
+        return [f"(could not describe itself: {error!r})"]
+    if not isinstance(facts, dict):
+        return []
+    lines = []
+    if facts.get("clients"):
+        lines.append("clients: " + ", ".join(map(str, facts["clients"])))
+    for api, paths in (facts.get("protocols") or {}).items():
+        lines.append(f"protocol {api}: " + ", ".join(map(str, paths)))
+    return lines
 
 
 _UNPRICED = {

@@ -13,6 +13,7 @@ Must not import the HTTP libraries at module level: discovery imports this modul
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Collection
 
 from genops_autoinstrument.api import GenOpsInstrumentor
@@ -35,18 +36,10 @@ class HTTPInstrumentor(GenOpsInstrumentor):
     watched_modules = _watched_modules
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        """The installed ones among the clients it supports (any one suffices; each is patched
-        when the application imports it), so that an installed client's version is checked."""
-        from importlib.metadata import PackageNotFoundError, version
-
-        installed = []
-        for requirement in _instruments:
-            try:
-                version(requirement.split()[0])
-            except PackageNotFoundError:
-                continue
-            installed.append(requirement)
-        return tuple(installed)
+        """The installed ones among the clients it supports, inside their ranges (any one suffices;
+        each is patched when the application imports it). A client installed outside its range is
+        left unpatched (:meth:`patch`) instead of disabling the wire layer for the others."""
+        return tuple(requirement for requirement in _instruments if _supported(requirement))
 
     def patch(self) -> None:
         for library in ("httpx", "httpx2"):
@@ -54,7 +47,13 @@ class HTTPInstrumentor(GenOpsInstrumentor):
             self.wrap(library, "Client.send", sync_wrapper(adapter))
             self.wrap(library, "AsyncClient.send", async_wrapper(adapter))
         self.wrap("requests.sessions", "Session.send", sync_wrapper(RequestsAdapter()))
-        self.wrap("aiohttp.client", "ClientSession._request", request_wrapper(AiohttpAdapter()))
+        aiohttp = next(requirement for requirement in _instruments if requirement.startswith("aiohttp "))
+        if _supported(aiohttp) is False:  # its adapter relies on private internals of the releases tested
+            from importlib.metadata import version
+
+            logging.getLogger("genops").warning("aiohttp %s is outside the wire layer's range %s: its calls are not instrumented", version("aiohttp"), aiohttp)
+        else:
+            self.wrap("aiohttp.client", "ClientSession._request", request_wrapper(AiohttpAdapter()))
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
@@ -63,3 +62,17 @@ class HTTPInstrumentor(GenOpsInstrumentor):
         for endpoint in ENDPOINTS:
             protocols.setdefault(endpoint.api.name, []).append(endpoint.suffix)
         return {"layer": "wire", "clients": list(_CLIENTS), "supported": list(_instruments), "protocols": protocols}
+
+
+def _supported(requirement: str) -> bool | None:
+    """True: installed inside ``requirement``'s range; False: installed outside it; None: not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import Requirement
+
+    parsed = Requirement(requirement)
+    try:
+        installed = version(parsed.name)
+    except PackageNotFoundError:
+        return None
+    return parsed.specifier.contains(installed, prereleases=True)

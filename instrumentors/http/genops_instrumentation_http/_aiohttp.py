@@ -96,20 +96,27 @@ class AiohttpAdapter:
         retry = headers.get(_flow.RETRY_HEADER) if hasattr(headers, "get") else None
         outgoing = _flow.prepare(endpoint, url.scheme, url.host, url.explicit_port, url.path, raw, retry)
         if outgoing is not None:
-            decompress = kwargs.get("auto_decompress")
-            outgoing.decoded = getattr(request.session, "_auto_decompress", True) if decompress is None else bool(decompress)
+            outgoing.decoded = _decodes(request)
         return outgoing
 
     @staticmethod
     def resend(request: AiohttpRequest, body: bytes, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        """GenOps' body in place of the application's (its own kwargs are left as they were)."""
+        """GenOps' body in place of the application's (its own kwargs are left as they were). When
+        the application reads the body undecoded, the codings accepted are narrowed to those GenOps
+        can hide its usage event in, as for the other clients."""
         import json
+
+        from multidict import CIMultiDict
 
         changed = dict(kwargs)
         if "json" in changed:
             changed["json"] = json.loads(body)  # serialised by the session, as the application's was
         else:
             changed["data"] = body
+        if not _decodes(request):
+            headers: Any = CIMultiDict(kwargs.get("headers") or {})
+            if _flow.narrow_accept_encoding(headers, "Accept-Encoding", _sent_accept_encoding(request)):
+                changed["headers"] = headers
         return args, changed
 
     def answer(self, request: AiohttpRequest, reply: BlockedReply) -> Any:
@@ -142,6 +149,28 @@ class AiohttpAdapter:
     @staticmethod
     def attempt(response: Any) -> None:
         note_attempt(response.status, response.headers.get("retry-after"))
+
+
+def _decodes(request: AiohttpRequest) -> bool:
+    """Whether aiohttp decompresses the body before the application (and GenOps) reads it."""
+    decompress = request.kwargs.get("auto_decompress")
+    return getattr(request.session, "_auto_decompress", True) if decompress is None else bool(decompress)
+
+
+def _sent_accept_encoding(request: AiohttpRequest) -> str | None:
+    """The ``accept-encoding`` aiohttp sends when the request's own ``headers`` have none: the
+    session's, else its automatic one (unless skipped)."""
+    from aiohttp import ClientRequest, hdrs
+
+    session = request.session
+    value = session.headers.get(hdrs.ACCEPT_ENCODING)
+    if value is not None:
+        return value
+    skipped = {str(name).lower() for name in (*(request.kwargs.get("skip_auto_headers") or ()), *session.skip_auto_headers)}
+    if "accept-encoding" in skipped:
+        return None
+    cls = getattr(session, "_request_class", None) or ClientRequest
+    return cls.DEFAULT_HEADERS.get(hdrs.ACCEPT_ENCODING)
 
 
 # --- the response body, read where aiohttp feeds it ---------------------------------------------------

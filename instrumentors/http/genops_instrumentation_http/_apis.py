@@ -12,7 +12,7 @@ from typing import Any
 
 from genops_autoinstrument.api import Decision, Usage, semconv
 
-from ._endpoints import Api, Described, Endpoint, Reader, integer, messages_of, number, str_model, texts
+from ._endpoints import OPAQUE, Api, Described, Endpoint, Reader, body_texts, integer, messages_of, number, str_model
 
 CHAT, COMPLETION, EMBED, GENERATE = semconv.OPERATION_CHAT, semconv.OPERATION_TEXT_COMPLETION, semconv.OPERATION_EMBEDDINGS, semconv.OPERATION_GENERATE_CONTENT
 
@@ -67,19 +67,25 @@ def _stream_flag(body: dict) -> bool:
 
 
 # --- OpenAI-compatible --------------------------------------------------------------------------------
+# Besides OPAQUE: tool-call and response ids, log-probs, generated images, cache and safety ids, the
+# settings of built-in and MCP tools that carry credentials. ``metadata`` holds the application's keys.
+_OPENAI_OPAQUE = OPAQUE | {
+    "call_id", "tool_call_id", "logprobs", "top_logprobs", "logit_bias", "result", "prompt_cache_key", "safety_identifier",
+    "previous_response_id", "conversation", "service_tier", "include", "authorization", "headers", "server_url", "modalities",
+}
+_OPENAI_ARGUMENTS = frozenset({"metadata"})
 _OPENAI_PARAMETERS = {"gen_ai.request.temperature": "temperature", "gen_ai.request.top_p": "top_p", "gen_ai.request.seed": "seed"}
 
 
 def _openai_describe(prompt_key: str, max_keys: tuple[str, ...]) -> Any:
     def describe(body: dict, path: str) -> Described:
         value = body.get(prompt_key)
-        instructions = body.get("instructions")
         messages = (lambda: messages_of(value)) if prompt_key == "messages" else None
         return Described(
             str_model(body.get("model")),
             _parameters(body, **_OPENAI_PARAMETERS),
             _first_int(body, *max_keys),
-            lambda: texts([instructions, value]),
+            body_texts(body, _OPENAI_OPAQUE, _OPENAI_ARGUMENTS),
             messages,
         )
 
@@ -136,13 +142,19 @@ def _responses_event(reader: Reader, name: str | None, data: Any) -> bool:
 
 
 # --- Anthropic --------------------------------------------------------------------------------------
+# Besides OPAQUE: tool-use ids, the end user's id (``metadata``), MCP servers' credentials, vendor
+# version tags (bodies sent to Bedrock or Vertex). A tool call's ``input`` holds the application's keys.
+_ANTHROPIC_OPAQUE = OPAQUE | {"tool_use_id", "metadata", "mcp_servers", "container", "service_tier", "anthropic_version", "anthropic_beta"}
+_ANTHROPIC_ARGUMENTS = frozenset({"input"})
+
+
 def _anthropic_describe(body: dict, path: str) -> Described:
-    system, messages = body.get("system"), body.get("messages")
+    messages = body.get("messages")
     return Described(
         str_model(body.get("model")),
         _parameters(body, **{"gen_ai.request.temperature": "temperature", "gen_ai.request.top_p": "top_p", "gen_ai.request.top_k": "top_k"}),
         _first_int(body, "max_tokens"),
-        lambda: texts([system, messages]),
+        body_texts(body, _ANTHROPIC_OPAQUE, _ANTHROPIC_ARGUMENTS),
         lambda: messages_of(messages),
     )
 
@@ -183,6 +195,17 @@ def _anthropic_event(reader: Reader, name: str | None, data: Any) -> bool:
 
 
 # --- Gemini -----------------------------------------------------------------------------------------
+# Besides OPAQUE (snake_case and camelCase alike): inline media, file URIs (signed URLs carry tokens),
+# thought signatures, cached-content names, safety settings, retrieval tools' settings and
+# credentials. A function call's ``args``, a function's ``response`` and ``labels`` hold the
+# application's keys.
+_GEMINI_OPAQUE = OPAQUE | {
+    "inline_data", "inlineData", "file_uri", "fileUri", "uri", "thought_signature", "thoughtSignature", "video_metadata", "videoMetadata",
+    "cachedContent", "cached_content", "safetySettings", "safety_settings", "retrieval", "apiAuth", "api_auth", "authConfig", "auth_config",
+}
+_GEMINI_ARGUMENTS = frozenset({"args", "response", "labels"})
+
+
 def _gemini_model(path: str) -> str | None:
     tail = path.rpartition("/models/")[2] if "/models/" in path else path.rpartition("/")[2]
     return str_model(tail.partition(":")[0])
@@ -190,12 +213,12 @@ def _gemini_model(path: str) -> str | None:
 
 def _gemini_describe(body: dict, path: str) -> Described:
     config = body.get("generationConfig") if isinstance(body.get("generationConfig"), dict) else {}
-    contents, system = body.get("contents"), body.get("systemInstruction") or body.get("system_instruction")
+    contents = body.get("contents")
     return Described(
         _gemini_model(path),
         _parameters(config, **{"gen_ai.request.temperature": "temperature", "gen_ai.request.top_p": "topP", "gen_ai.request.top_k": "topK"}),
         _first_int(config, "maxOutputTokens"),
-        lambda: texts([system, contents]),
+        body_texts(body, _GEMINI_OPAQUE, _GEMINI_ARGUMENTS),
         lambda: messages_of(contents),
     )
 
@@ -234,15 +257,21 @@ def _gemini_event(reader: Reader, name: str | None, data: Any) -> bool:
 
 
 # --- Ollama -----------------------------------------------------------------------------------------
+# Besides OPAQUE: base64 images, the context of a previous generation (token ids), load settings.
+# A tool call's ``arguments`` is a dict with the application's keys.
+_OLLAMA_OPAQUE = OPAQUE | {"images", "context", "keep_alive", "think"}
+_OLLAMA_ARGUMENTS = frozenset({"arguments"})
+
+
 def _ollama_describe(prompt_key: str) -> Any:
     def describe(body: dict, path: str) -> Described:
         options = body.get("options") if isinstance(body.get("options"), dict) else {}
-        value, system = body.get(prompt_key), body.get("system")
+        value = body.get(prompt_key)
         return Described(
             str_model(body.get("model")),
             _parameters(options, **{"gen_ai.request.temperature": "temperature", "gen_ai.request.top_p": "top_p", "gen_ai.request.top_k": "top_k"}),
             _first_int(options, "num_predict"),
-            lambda: texts([system, value]),
+            body_texts(body, _OLLAMA_OPAQUE, _OLLAMA_ARGUMENTS),
             (lambda: messages_of(value)) if prompt_key == "messages" else None,
         )
 
@@ -270,6 +299,12 @@ def _ollama_streams(body: dict) -> bool:
 
 
 # --- Cohere v2 --------------------------------------------------------------------------------------
+# Besides OPAQUE: tool-call ids and request settings. A document's ``data`` is not media here but a
+# dict of the application's fields (title, snippet…): read as ``key: value``.
+_COHERE_OPAQUE = (OPAQUE - {"data"}) | {"tool_call_id", "safety_mode", "citation_options", "input_type", "embedding_types", "truncate", "priority"}
+_COHERE_ARGUMENTS = frozenset({"data"})
+
+
 def _cohere_describe(prompt_key: str) -> Any:
     def describe(body: dict, path: str) -> Described:
         value = body.get(prompt_key) if prompt_key in body else body.get("inputs")
@@ -277,7 +312,7 @@ def _cohere_describe(prompt_key: str) -> Any:
             str_model(body.get("model")),
             _parameters(body, **{"gen_ai.request.temperature": "temperature", "gen_ai.request.top_p": "p", "gen_ai.request.top_k": "k"}),
             _first_int(body, "max_tokens"),
-            lambda: texts(value),
+            body_texts(body, _COHERE_OPAQUE, _COHERE_ARGUMENTS),
             (lambda: messages_of(value)) if prompt_key == "messages" else None,
         )
 

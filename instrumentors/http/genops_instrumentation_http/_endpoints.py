@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from genops_autoinstrument.api import Call, Usage
+from genops_autoinstrument.api import Call, Usage, free_texts
 from genops_autoinstrument.api.wire import ErrorBody
 from genops_autoinstrument.api.wire_streams import WireAccumulator
 
@@ -96,9 +96,25 @@ def number(value: Any) -> float | int | None:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+# Keys that are never free text in any of these APIs: the model, roles, ids and statuses, inline
+# base64 media (``data``: a plain-text document's is read all the same), opaque reasoning signatures
+# and encrypted content, cache markers, the end user's id.
+OPAQUE = frozenset(
+    {"model", "role", "type", "id", "status", "user", "stream", "data", "bytes", "media_type", "mime_type", "mimeType",
+     "file_id", "file_data", "detail", "signature", "encrypted_content", "cache_control"}
+)
+
+
+def body_texts(body: dict, opaque: frozenset[str] = OPAQUE, arguments: frozenset[str] = frozenset()) -> Callable[[], list[str]]:
+    """Every free text a request body sends (the whole body, not only its messages: tool calls'
+    arguments, tool definitions, documents, schemas, stop sequences), read only when a content
+    rule or the estimate asks; the values of ``arguments`` keys as ``key: value``."""
+    return lambda: free_texts((body,), opaque, arguments)
+
+
 def texts(value: Any, depth: int = 0) -> Iterator[str]:
-    """Every text in a request's messages, whatever the API's nesting (``content``, ``parts``,
-    ``text`` fields, strings and lists of them): for content rules and estimates."""
+    """The texts of a message, whatever the API's nesting (``content``, ``parts``, ``text`` fields,
+    strings and lists of them): for the recorded input messages (opt-in)."""
     if depth > 8:
         return
     if isinstance(value, str):

@@ -8,6 +8,7 @@ objects; everything else is here, once.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,9 @@ from ._endpoints import Endpoint
 
 # Every suffix, for the one cheap test an HTTP request that is not a model call pays.
 SUFFIXES: tuple[str, ...] = tuple(endpoint.suffix for endpoint in ENDPOINTS)
-_USAGE_NULL = b',"usage":null'
+# The ``"usage":null`` a server asked for usage adds to every chunk, however it spaces its JSON
+# (a JSON string cannot hold an unescaped quote, so this never matches inside one).
+_USAGE_NULL = re.compile(rb',\s*"usage"\s*:\s*null(?=\s*[,}])|(?<=\{)\s*"usage"\s*:\s*null\s*,\s*')
 # OpenAI-compatible providers known to reject stream_options; their streams report usage unasked.
 _NO_USAGE_OPTION = frozenset({"mistral_ai"})
 RETRY_HEADER = "x-stainless-retry-count"
@@ -115,6 +118,18 @@ def readable_encodings(value: str | None) -> str | None:
     return None if len(kept) == len(parts) else (", ".join(kept) or "identity")
 
 
+def narrow_accept_encoding(headers: Any, name: str = "accept-encoding", sent: str | None = None) -> bool:
+    """Narrow the ``accept-encoding`` of the (case-insensitive, mutable) ``headers`` of a request
+    GenOps changed to ask for usage to :func:`readable_encodings`; ``sent``: what the client sends
+    when the header is absent. True when the header was changed."""
+    value = headers.get(name)
+    encodings = readable_encodings(sent if value is None else value)
+    if encodings is None:
+        return False
+    headers[name] = encodings
+    return True
+
+
 def begin(outgoing: Outgoing) -> Any:
     """The call (recording), or the :class:`BlockedReply` to answer instead of sending it."""
     try:
@@ -150,4 +165,4 @@ def read_whole(call: Any, outgoing: Outgoing, content_type: str | None, content:
     return kept if outgoing.hide and kept != content else None
 
 
-__all__ = ["BlockedReply", "Outgoing", "SUFFIXES", "begin", "endpoint_of", "readable_encodings", "failed", "prepare", "read_whole", "response_body"]
+__all__ = ["BlockedReply", "Outgoing", "SUFFIXES", "begin", "endpoint_of", "narrow_accept_encoding", "readable_encodings", "failed", "prepare", "read_whole", "response_body"]

@@ -53,9 +53,7 @@ class HttpxAdapter:
         """The same request with GenOps' body (the application's request object is left as it was)."""
         headers = request.headers.copy()
         headers.pop("content-length", None)
-        encodings = _flow.readable_encodings(headers.get("accept-encoding"))
-        if encodings is not None:
-            headers["accept-encoding"] = encodings
+        _flow.narrow_accept_encoding(headers)
         copy = sys.modules[self.library].Request(request.method, request.url, headers=headers, content=body, extensions=request.extensions)
         if args:
             return (copy, *args[1:]), kwargs

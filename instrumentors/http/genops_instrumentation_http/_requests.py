@@ -44,9 +44,7 @@ class RequestsAdapter:
         copy = request.copy()
         copy.body = body
         copy.headers["Content-Length"] = str(len(body))
-        encodings = _flow.readable_encodings(copy.headers.get("Accept-Encoding"))
-        if encodings is not None:
-            copy.headers["Accept-Encoding"] = encodings
+        _flow.narrow_accept_encoding(copy.headers, "Accept-Encoding")
         if args:
             return (copy, *args[1:]), kwargs
         return args, {**kwargs, "request": copy}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
-from genops_autoinstrument.api import in_recorded_call, remember_refusal
+from genops_autoinstrument.api import in_recorded_call, internal_error, remember_refusal
 from genops_autoinstrument.api.wire import BlockedReply
 
 from . import _flow
@@ -41,7 +41,7 @@ def sync_wrapper(adapter: Adapter) -> Wrapper:
             return wrapped(*args, **kwargs)
         if in_recorded_call():  # another plugin records this call: account the attempt only
             response = wrapped(*args, **kwargs)
-            adapter.attempt(response)
+            _attempt(adapter, response)
             return response
         outgoing = adapter.prepare(endpoint, request)
         started = _flow.begin(outgoing) if outgoing is not None else None
@@ -53,7 +53,7 @@ def sync_wrapper(adapter: Adapter) -> Wrapper:
             args, kwargs = adapter.resend(request, outgoing.body, args, kwargs)
         with started:
             response = wrapped(*args, **kwargs)
-        adapter.observe(started, outgoing, response, False)
+        _observe(adapter, started, outgoing, response, False)
         return response
 
     return send
@@ -64,6 +64,28 @@ def _refuse(adapter: Adapter, request: Any, reply: BlockedReply) -> Any:
     response = adapter.answer(request, reply)
     remember_refusal(response, reply.decision)
     return response
+
+
+def _attempt(adapter: Adapter, response: Any) -> None:
+    """Account the attempt; a failure here never reaches the application."""
+    try:
+        adapter.attempt(response)
+    except Exception as error:
+        internal_error("wire attempt", error)
+
+
+def _observe(adapter: Adapter, call: Any, outgoing: _flow.Outgoing, response: Any, is_async: bool) -> None:
+    """Read the response along with the application; a failure here ends the call with what it has
+    and never reaches the application."""
+    try:
+        adapter.observe(call, outgoing, response, is_async)
+    except Exception as error:
+        internal_error("wire response", error)
+        try:
+            if not call.ended:
+                call.finish()
+        except Exception as finishing:
+            internal_error("wire finish", finishing)
 
 
 def async_wrapper(adapter: Adapter) -> Wrapper:
@@ -84,7 +106,7 @@ async def call_async(adapter: Adapter, endpoint: Endpoint, request: Any, wrapped
     """An asynchronous send to a model endpoint: accounted, refused, or recorded."""
     if in_recorded_call():
         response = await wrapped(*args, **kwargs)
-        adapter.attempt(response)
+        _attempt(adapter, response)
         return response
     outgoing = adapter.prepare(endpoint, request)
     started = _flow.begin(outgoing) if outgoing is not None else None
@@ -100,5 +122,5 @@ async def call_async(adapter: Adapter, endpoint: Endpoint, request: Any, wrapped
         args, kwargs = adapter.resend(request, outgoing.body, args, kwargs)
     with started:
         response = await wrapped(*args, **kwargs)
-    adapter.observe(started, outgoing, response, True)
+    _observe(adapter, started, outgoing, response, True)
     return response

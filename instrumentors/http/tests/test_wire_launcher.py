@@ -55,3 +55,6 @@ def test_check_lists_the_wire_layer(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "http [genops] from genops-instrumentation-http" in result.stdout
     assert "will activate on import of httpx, httpx2, requests" in result.stdout
+    # ...and says which protocols it recognises, so a user can tell what is covered.
+    assert "protocol OpenAI-compatible: /chat/completions, /completions, /embeddings, /responses" in result.stdout
+    assert "protocol Anthropic: /v1/messages" in result.stdout and "protocol Cohere v2: /v2/chat, /v2/embed" in result.stdout
