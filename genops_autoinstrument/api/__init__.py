@@ -85,3 +85,8 @@ __all__ += [
 from genops_autoinstrument.api.runs import is_refusal  # noqa: E402
 
 __all__ += ["is_refusal"]
+
+# Plugins that hold a whole request (a parsed body, a framework's request objects): its free texts.
+from genops_autoinstrument.api.texts import free_texts  # noqa: E402
+
+__all__ += ["free_texts"]

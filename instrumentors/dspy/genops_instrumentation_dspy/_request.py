@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from genops_autoinstrument.api import BlockFactory, CallRequest, Decision, get, native_violation, semconv, server_of_url
+from genops_autoinstrument.api import BlockFactory, CallRequest, Decision, free_texts, get, native_violation, semconv, server_of_url
 
 # DSPy / LiteLLM model prefixes -> gen_ai.provider.name (semantic conventions v1.41).
 _PROVIDERS = {
@@ -103,10 +103,48 @@ def _messages(call: Any) -> list[dict[str, Any]]:
     return [{"role": str(get(message, "role")), "content": "".join(_content_texts(get(message, "content")))} for message in messages]
 
 
-def _texts(call: Any) -> Iterator[str]:
-    for message in _messages(call):
-        if message["content"]:
-            yield message["content"]
+# Keys whose values are never free text, in DSPy's typed requests (lm15 parts) and in the
+# OpenAI-shaped settings of a legacy call: the model, roles, ids, provider continuation state
+# (signatures, encrypted reasoning), inline media and local paths, end-user ids and client settings
+# (the API key, base URL, headers: never read).
+_OPAQUE = frozenset(
+    {
+        "model", "role", "type", "id", "status", "call_id", "tool_call_id", "continuation", "data", "bytes", "media_type", "mime_type",
+        "file_id", "file_data", "path", "detail", "signature", "encrypted_content", "cache_control", "user", "user_id",
+        "safety_identifier", "prompt_cache_key", "service_tier", "logprobs", "logit_bias", "cache", "prompt_cache", "rollout_id",
+        "num_retries", "api_key", "api_base", "base_url", "headers", "extra_headers", "timeout", "api_version",
+        "azure_ad_token_provider", "organization", "project", "extra_query", "custom_llm_provider",
+    }
+)
+# A typed tool call's ``input`` and a legacy one's ``arguments``, and ``metadata``: the application's
+# keys, read as ``key: value`` (a card held as an int, ``{"password": …}``).
+_ARGUMENTS = frozenset({"input", "arguments", "metadata"})
+
+
+def _texts(call: Any) -> list[str]:
+    """Every free text the call sends, for content rules and the estimate: the system prompt, tool
+    definitions, stop sequences and the output schema, then every message part: texts, tool calls'
+    arguments and tool results, reasoning, documents' text; newest last."""
+    request = getattr(call, "request", None)
+    if request is not None:
+        config = get(request, "config")
+        roots = [get(request, "system"), get(request, "tools"), get(config, "stop"), get(config, "response_format"), get(config, "extensions"), get(request, "messages")]
+        return free_texts(roots, _OPAQUE, _ARGUMENTS)
+    legacy = getattr(call, "legacy", None)
+    if not isinstance(legacy, dict):
+        return []
+    settings = {key: value for key, value in legacy.items() if key not in ("messages", "response_format")}
+    return free_texts([settings, _schema(legacy.get("response_format")), legacy.get("messages")], _OPAQUE, _ARGUMENTS)
+
+
+def _schema(response_format: Any) -> Any:
+    """A pydantic class's JSON schema (its descriptions are sent), other values as given."""
+    if not isinstance(response_format, type):
+        return response_format
+    try:
+        return response_format.model_json_schema() if hasattr(response_format, "model_json_schema") else None
+    except Exception:  # DSPy fails on it the same way: nothing to judge
+        return None
 
 
 def _content_texts(content: Any) -> Iterator[str]:
