@@ -114,7 +114,7 @@ while read -r plugin dist range end version; do
         failed=1
         tail -n 30 "$log"
     fi
-    summary=$(grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed|error)' "$log" | tail -n 1 | tr -d '=' | sed 's/^ *//')
+    summary=$(grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed|error)' "$log" | tail -n 1 | tr -d '=' | sed 's/^ *//' || true)
     results+=("$(printf '%-14s %-14s %-24s %-7s %-10s %-7s %s' "$plugin" "$dist" "$range" "$end" "$version" "$verdict" "$summary")")
 done <<<"$plan"
 

@@ -10,6 +10,7 @@ against the local provider over HTTP (GenOps exporting to the console).
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import os
 import subprocess
@@ -149,6 +150,9 @@ def _json_blocks(text):
 
 @pytest.mark.skipif(not LAUNCHER.exists(), reason="genops-run is not installed in this environment")
 def test_an_app_that_turned_the_sdks_telemetry_off_gets_none_of_it_in_its_provider(tmp_path, provider_url):
+    anthropic = pytest.importorskip("anthropic")
+    if "open_telemetry" not in inspect.signature(anthropic.Anthropic.__init__).parameters:
+        pytest.skip(f"anthropic {anthropic.__version__} has no telemetry of its own to turn off")
     # The application has a provider of its own but told the SDK (open_telemetry=False) to keep
     # its calls out of it: bare its provider gets nothing, and under genops-run neither; GenOps
     # records the calls into its own providers instead.

@@ -10,12 +10,14 @@ same texts (tool definitions and tool calls are billed input tokens).
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
 import string
 from typing import Any, Callable
 
 import anthropic
+
 import pytest
 
 from genops_autoinstrument import semconv
@@ -77,6 +79,10 @@ CASES: dict[str, tuple[Build, str]] = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_field_with_a_secret_or_card_is_refused_before_sending(make_client, json_server, case):
     build, value = CASES[case]
+    parameters = inspect.signature(anthropic.resources.Messages.create).parameters
+    missing = [key for key in build(value) if key not in parameters]
+    if missing:  # the oldest SDKs of the range have no such request field
+        pytest.skip(f"anthropic {anthropic.__version__} has no {', '.join(missing)}")
     server = json_server()
     client = make_client(server)
     clean = CLEAN if "number" not in case else "4012888888881882"  # the same digits failing Luhn
