@@ -25,6 +25,8 @@ echo "setting up $venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 # The SDKs of some plugins need Python 3.11 in the plugin's range (langchain-core 1.8, haystack-ai 3.4,
 # pydantic-ai-slim 2.78): on 3.10 such a plugin is installed without its SDK, and its tests skip saying so.
+# langchain-mistralai is left out there too: it would bring langchain-core 1.7, out of that plugin's range,
+# and a fail-closed run rightly refuses to start beside it.
 py_minor=$("$python" -c 'import sys; print(sys.version_info[1])')
 needs_311=(instrumentors/langchain/ instrumentors/haystack/ instrumentors/pydantic_ai/)
 plugins=()
@@ -70,7 +72,7 @@ done
 # CrewAI without its pins (openai<3, pydantic<2.13: its OpenAI path works on the newest of both),
 # and only what `import crewai` needs; never litellm (an optional extra of crewai).
 "$venv/bin/python" -m pip install -q --no-deps "crewai==1.15.30" "crewai-core==1.15.30" "crewai-cli==1.15.30" \
-    "appdirs==1.4.4" "jsonref==1.1.0" "portalocker==2.7.0" "pydantic-settings==2.16.3" "python-dotenv==1.2.4" \
+    "appdirs==1.4.4" "jsonref==1.1.0" "portalocker==2.7.0" "pydantic-settings==2.16.3; python_version >= '3.11'" "pydantic-settings==2.15.0; python_version < '3.11'" "python-dotenv==1.2.4" \
     "chromadb==1.5.9" "overrides==7.7.0" "pybase64==1.5.1" "aiofiles==24.1.0" "tomli==2.0.2" "json5==0.10.0"
 
 # DSPy without litellm: its default engine sends on sockets of its own and needs none of it.
