@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
 
 from genops_autoinstrument import config
 from genops_autoinstrument.api.testing import capture
+
+pytestmark = pytest.mark.skipif(sys.version_info < (3, 11), reason="pydantic-ai-slim 2.78+, the plugin's range, requires Python 3.11")
 
 
 def _chat_spans(spans: list[Any]) -> list[Any]:
