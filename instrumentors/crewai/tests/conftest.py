@@ -26,6 +26,7 @@ os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
 
 from genops_autoinstrument import config  # noqa: E402
 from genops_autoinstrument.api.testing import capture  # noqa: E402
+from genops_autoinstrument.api.testing_openai import by_name, tree  # noqa: E402
 from genops_instrumentation_crewai import CrewAIInstrumentor  # noqa: E402
 from genops_instrumentation_openai import OpenAIInstrumentor  # noqa: E402
 
@@ -148,28 +149,6 @@ def instrumented() -> Iterator[None]:
 def rec(instrumented: None) -> Iterator[Any]:
     with capture(config.load({})) as recorded:
         yield recorded
-
-
-def by_name(spans: list[Any], name: str) -> list[Any]:
-    return [span for span in spans if span.name == name]
-
-
-def tree(spans: list[Any]) -> list[str]:
-    """The trace as indented span names, children in start order (for readable assertions)."""
-    by_parent: dict[Any, list[Any]] = {}
-    ids = {span.context.span_id for span in spans}
-    for span in sorted(spans, key=lambda s: s.start_time):
-        parent = span.parent.span_id if span.parent is not None and span.parent.span_id in ids else None
-        by_parent.setdefault(parent, []).append(span)
-    lines: list[str] = []
-
-    def walk(parent: Any, depth: int) -> None:
-        for span in by_parent.get(parent, []):
-            lines.append("  " * depth + span.name)
-            walk(span.context.span_id, depth + 1)
-
-    walk(None, 0)
-    return lines
 
 
 def refused_decisions(recorded: Any) -> float:
