@@ -163,19 +163,14 @@ def _large_pricing_file(path: Path, entries: int = 200_000) -> Path:
 
 def test_a_large_pricing_file_is_parsed_once_and_matched_in_file_order(private_cache, tmp_path, monkeypatch):
     path = str(_large_pricing_file(tmp_path / "prices.json"))
-    started = time.perf_counter()
     assert parse_pricing_file("GENOPS_PRICING_FILE", path) == path  # validates and remembers
-    cold = time.perf_counter() - started
 
     def no_parsing(*args: object) -> None:
         raise AssertionError("the file was parsed again")
 
     monkeypatch.setattr(pricing_module, "_rows", no_parsing)
-    started = time.perf_counter()
     assert parse_pricing_file("GENOPS_PRICING_FILE", path) == path
     table = load_pricing_file(path)
-    warm = time.perf_counter() - started
-    assert warm < cold
     assert table.find("openai", "model-199999").index == 200_000
     assert table.find("openai", "Model-100").index == 11  # the earlier glob wins, case-insensitively
     assert table.find("openai", "model-5").input_per_mtok == table.find("openai", "model-5").cache_read_per_mtok
