@@ -5,7 +5,7 @@
 # plugins) turned into errors: a deprecation there is fixed before the Python that removes it.
 #   bash .ci/pythons.sh [pytest arguments...]        (default: -q)
 #   PYTHONS_DRY_RUN=1 bash .ci/pythons.sh            (which Pythons, and the commands; runs nothing)
-#   PYTHONS_PARALLEL=0 bash .ci/pythons.sh           (one Python after the other; default: side by side)
+#   PYTHONS_PARALLEL=1 bash .ci/pythons.sh           (side by side; default: one Python after the other)
 # Pythons are looked for in pyenv's versions and as python3.X on PATH; CPython only, from the
 # oldest version pyproject.toml's requires-python allows.
 set -uo pipefail
@@ -68,13 +68,14 @@ fi
 # project sets no filterwarnings of its own, so nothing is overridden.
 deprecations="filterwarnings=error::DeprecationWarning:genops_"
 
-# The Pythons run side by side (PYTHONS_PARALLEL=0: one after the other), each line prefixed with its
-# version: most of a run is set-up downloads and subprocesses waiting, so together they take little
-# longer than the slower one alone (about 17 min here, against 28 one after the other).
+# One Python after the other by default: two whole suites side by side on a 2-core machine load it
+# enough to slow the subprocess-heavy tests down a lot (PYTHONS_PARALLEL=1 runs them side by side,
+# each line prefixed with its version: about 17 min here, against 28 one after the other).
+# Each run's output is kept, so that a failure's summary can be printed again at the very end.
 run_one() {  # minor -> the run's exit status; says how long it took
     local minor=$1 python=${by_minor[$1]} start=$SECONDS status=0
     shift
-    TEST_PYTHON=$python TEST_VENV="$root/.venv-py3.$minor" bash .ci/test.sh -o "$deprecations" "$@" || status=$?
+    TEST_PYTHON=$python TEST_VENV="$root/.venv-py3.$minor" bash .ci/test.sh -o "$deprecations" -r fE "$@" 2>&1 | tee "$status_dir/$minor.log" || status=$?
     echo "=== Python 3.$minor: $([ "$status" = 0 ] && echo passed || echo FAILED) in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"
     return "$status"
 }
@@ -87,7 +88,7 @@ for minor in "${targets[@]}"; do
         echo "TEST_PYTHON=$python TEST_VENV=$root/.venv-py3.$minor bash .ci/test.sh -o '$deprecations' $*"
         continue
     fi
-    if [ "${PYTHONS_PARALLEL:-1}" = 0 ]; then
+    if [ "${PYTHONS_PARALLEL:-0}" = 0 ]; then
         run_one "$minor" "$@"; echo $? >"$status_dir/$minor"
     else
         { run_one "$minor" "$@" 2>&1; echo $? >"$status_dir/$minor"; } | sed -u "s/^/[3.$minor] /" &
@@ -100,6 +101,10 @@ for minor in "${targets[@]}"; do
 done
 
 if [ ${#failed[@]} -gt 0 ]; then
+    for version in "${failed[@]}"; do  # what failed, again at the end (where a CI log's tail shows it)
+        echo "=== Python $version: what failed"
+        grep -E '^(FAILED|ERROR) |^E  |^error|^[0-9]+ (passed|failed)|^=+ .*(passed|failed|error)' "$status_dir/${version#3.}.log" | tail -n 60 || true
+    done
     echo "failed on Python ${failed[*]}" >&2
     exit 1
 fi
