@@ -83,6 +83,7 @@ class Budgets:
         self.names = tuple(plan.name for plan in self._plans)
         self._windows: dict[str, Window] = {}
         self._ids = TicketIds()
+        self._alerted: set[str] = set()  # alert keys the ledger already answered for: asked once per process
 
     # --- reservation -----------------------------------------------------------------------------
     def reserve(
@@ -247,11 +248,17 @@ class Budgets:
             spent = after[check.key].spent
             if spent < threshold * check.limit:
                 continue
+            key = f"alert|{check.key}|{check.limit}"
+            if key in self._alerted:  # this process or another already raised it: no round trip per call
+                continue
             try:
-                first = self._link.ledger.first_alert(f"alert|{check.key}|{check.limit}", check.expires_at, now)
+                first = self._link.ledger.first_alert(key, check.expires_at, now)
             except Exception as error:
                 self._link.failed("alert", error)
                 continue
+            if len(self._alerted) >= _ALERTS_REMEMBERED:
+                self._alerted.clear()
+            self._alerted.add(key)  # keys name their period, so a new period asks again
             if first:
                 events.append(
                     (
@@ -283,6 +290,7 @@ class TicketIds:
         return f"{self._prefix}{next(self._count):x}"
 
 
+_ALERTS_REMEMBERED = 10_000  # bounds the memo for attribution keys without end (customers)
 UNPRICED_FIX = "add its prices to a GENOPS_PRICING_FILE"
 _warned: set[tuple[str, str | None]] = set()  # (provider, model) already named on stderr by this process
 _warned_lock = threading.Lock()

@@ -269,6 +269,26 @@ def test_alert_fires_once_per_period_at_the_threshold(governed, settings_from, c
     assert len([r for r in caplog.records if "has used 63%" in r.getMessage()]) == 2
 
 
+def test_a_process_asks_the_ledger_about_an_alert_once_per_period(governed, settings_from, call, clock, any_ledger, monkeypatch):
+    """Past the threshold every settlement would otherwise cost a round trip to a fleet's ledger."""
+    asked: list[str] = []
+    first_alert = any_ledger.first_alert
+
+    def counted(key, expires_at, now):
+        asked.append(key)
+        return first_alert(key, expires_at, now)
+
+    monkeypatch.setattr(any_ledger, "first_alert", counted)
+    settings = settings_from(GENOPS_BUDGETS="team=1/day", GENOPS_TEAM="search", GENOPS_BUDGET_ALERT_THRESHOLD="0.001")
+    with governed(settings, any_ledger):
+        for _ in range(5):
+            call()  # each past the threshold
+        clock.advance(86400)
+        for _ in range(3):
+            call()
+    assert len(asked) == 2 and asked[0] != asked[1], asked  # once for each day's bucket
+
+
 def test_decisions_are_immutable(governed, settings_from, call):
     with governed(settings_from(GENOPS_BUDGETS="team=0.001/day", GENOPS_TEAM="search")) as (rec, _):
         blocked = call()
