@@ -36,6 +36,7 @@ import time
 class Client:
     def chat(self, model, stream=False, pause=0.0):
         if pause:
+            print("ready", flush=True)  # inside the recorded call: a signal from now on finds it in flight
             time.sleep(pause)  # the provider is still answering
         if stream:
             return _chunks()
@@ -315,9 +316,9 @@ in_flight = sys.argv[1] if len(sys.argv) > 1 else "nothing"
 if in_flight == "stream":
     stream = client.chat("streamed", stream=True)
     next(stream), next(stream)
-print("ready", flush=True)
 if in_flight == "call":
-    client.chat("in-flight", pause=60)
+    client.chat("in-flight", pause=60)  # says "ready" once inside the call
+print("ready", flush=True)
 time.sleep(60)
 print("not reached")
 '''
