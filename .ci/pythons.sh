@@ -85,10 +85,10 @@ for minor in "${targets[@]}"; do
     python=${by_minor[$minor]}
     echo "=== Python 3.$minor.${patch_of[$minor]} ($python): the whole suite, project deprecations as errors"
     if [ "${PYTHONS_DRY_RUN:-}" = 1 ]; then  # only say what would run
-        echo "TEST_PYTHON=$python TEST_VENV=$root/.venv-py3.$minor bash .ci/test.sh -o '$deprecations' $*"
+        echo "TEST_PYTHON=$python TEST_VENV=$root/.venv-py3.$minor bash .ci/test.sh -o '$deprecations' -r fE $*"
         continue
     fi
-    if [ "${PYTHONS_PARALLEL:-0}" = 0 ]; then
+    if [ "${PYTHONS_PARALLEL:-0}" != 1 ]; then
         run_one "$minor" "$@"; echo $? >"$status_dir/$minor"
     else
         { run_one "$minor" "$@" 2>&1; echo $? >"$status_dir/$minor"; } | sed -u "s/^/[3.$minor] /" &
@@ -103,7 +103,9 @@ done
 if [ ${#failed[@]} -gt 0 ]; then
     for version in "${failed[@]}"; do  # what failed, again at the end (where a CI log's tail shows it)
         echo "=== Python $version: what failed"
-        grep -E '^(FAILED|ERROR) |^E  |^error|^[0-9]+ (passed|failed)|^=+ .*(passed|failed|error)' "$status_dir/${version#3.}.log" | tail -n 60 || true
+        log="$status_dir/${version#3.}.log"
+        grep -E '^(FAILED|ERROR)[ :]|^E  |^error|^[0-9]+ (passed|failed)|^=+ .*(passed|failed|error)' "$log" | tail -n 60 \
+            || tail -n 30 "$log"  # nothing pytest-shaped: a set-up step failed
     done
     echo "failed on Python ${failed[*]}" >&2
     exit 1

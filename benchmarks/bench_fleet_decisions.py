@@ -38,8 +38,8 @@ TOTAL_KEY = "budget|global|*|total|total"
 GOAL_REDIS = 5000.0
 WHERE_THE_TIME_GOES = """Where the time goes (profiled on this machine, one process, cProfile and `time.process_time`):
 GenOps' own decision and settlement take about 40 µs of CPU per call; each Redis round trip costs
-the redis-py client about 70-100 µs of CPU with hiredis installed (130-170 µs without; the `redis`
-extra now installs it), and an allowed call makes two (reserve, settle). Past the alert threshold a
+the redis-py client about 70-100 µs of CPU with hiredis installed (130-170 µs without), and an
+allowed call makes two (reserve, settle). Past the alert threshold a
 settlement no longer asks the ledger again whether the alert was raised (a third round trip per call
 before). The server itself spent about 45 µs per script. With 16 processes on 2 CPUs each process's
 CPU per decision grows about fourfold (context switches, caches), so the figure is bounded by the
@@ -151,6 +151,7 @@ def main() -> None:
     parser.add_argument("--no-redis", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     folder = tempfile.mkdtemp(prefix="genops-fleet-")
     redis = None if args.no_redis else _redis_server(folder)
     cases = []
@@ -194,6 +195,13 @@ def main() -> None:
     if redis is None and not args.no_redis:
         verdicts.append("- Redis: not measured (no redis-server binary)")
     text = "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n"
+    try:
+        from importlib.metadata import version
+
+        hiredis = f"hiredis {version('hiredis')}"
+    except Exception:
+        hiredis = "no hiredis"
+    conditions = f"redis-py with {hiredis}; load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end."
     print(text)
     with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "fleet_decisions.md"), "w") as handle:
         handle.write(
@@ -202,7 +210,7 @@ def main() -> None:
             " `decide` + `settle` against one shared `global` total budget sized for half of all calls;"
             f" every call costs exactly its ${ESTIMATE} estimate; `GENOPS_FAIL_MODE=closed`, ledger timeout 5 s."
             f" Machine: {os.cpu_count()} CPU(s), shared with the ledger server, so with 16 processes"
-            " the figure is bounded by CPU, not by the ledger.\n\n" + text + "\n" + WHERE_THE_TIME_GOES
+            " the figure is bounded by CPU, not by the ledger. " + conditions + "\n\n" + text + "\n" + WHERE_THE_TIME_GOES
         )
 
 
