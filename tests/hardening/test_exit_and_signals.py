@@ -329,10 +329,17 @@ print("not reached")
 '''
 
 
+def _default_sigint() -> None:
+    """The program starts with SIGINT at its default, as from a terminal: a test run started in the
+    background of a shell without job control (some CI runners) has SIGINT ignored, and Python
+    then installs no KeyboardInterrupt handler in the programs it starts."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _signalled(site: Any, source: str, env: dict[str, str], signum: int, *args: str, launcher: bool = True) -> tuple[subprocess.Popen[str], float, str, str]:
     app = site.app(source)
     argv = [site.launcher, "python", app, *args] if launcher else ["python", app, *args]
-    process = subprocess.Popen(argv, env=env, cwd=site.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(argv, env=env, cwd=site.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     _wait_for_line(process, "ready")
     time.sleep(0.3)  # the program is in its sleep (or its in-flight call)
     sent = time.monotonic()
