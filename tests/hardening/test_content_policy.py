@@ -10,7 +10,6 @@ as SSNs, order-id lists as cards) and the secret cases went through.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 import os
@@ -20,14 +19,12 @@ from typing import Any, Iterator
 
 import pytest
 
-from genops_autoinstrument import config, semconv
-from genops_autoinstrument.api.testing import capture
+from genops_autoinstrument import semconv
+from genops_autoinstrument.api.testing import content_policy
 from genops_autoinstrument.engine.call import CallRequest
 from genops_autoinstrument.engine.runtime import begin_call
 from genops_autoinstrument.governance import content_rules
 from genops_autoinstrument.governance.decisions import PolicyViolation
-from genops_autoinstrument.governance.enforcing import EnforcingGovernor
-from genops_autoinstrument.governance.ledger.memory import MemoryLedger
 from genops_autoinstrument.pricing.usage import Usage
 
 RNG = random.Random(14)
@@ -57,20 +54,6 @@ def _no_ambient_genops(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-@contextlib.contextmanager
-def governed(mode: str = "block") -> Iterator[Any]:
-    """The real governor with ``GENOPS_CONTENT_POLICY=mode``, recording into in-memory telemetry."""
-    from opentelemetry.sdk.metrics import MeterProvider
-
-    settings = config.load({"GENOPS_CONTENT_POLICY": mode})
-    governor = EnforcingGovernor(settings, ledger=MemoryLedger(), meter=MeterProvider().get_meter("test"))
-    try:
-        with capture(settings, governor=governor) as recorded:
-            yield recorded
-    finally:
-        governor.close()
-
-
 def call(*texts: str) -> PolicyViolation | None:
     """One recorded call whose request carries ``texts``; the violation if it was blocked."""
     request = CallRequest("openai", "chat", "gpt-4o-mini", max_output_tokens=16, prompt_text=lambda: list(texts))
@@ -86,7 +69,7 @@ def call(*texts: str) -> PolicyViolation | None:
 
 def verdict(*texts: str) -> tuple[str, ...]:
     """The kinds the policy blocked a call with ``texts`` for (empty: the call went ahead)."""
-    with governed() as recorded:
+    with content_policy() as recorded:
         outcome = call(*texts)
         (span,) = recorded.spans()
     if outcome is None:
@@ -247,7 +230,7 @@ def test_lists_of_order_ids_are_not_cards():
     """About 1 in 10 random ids passes Luhn: the old rule blocked most such lists (85% in the issue)."""
     rng = random.Random(12)
     lists = [_order_id_list(rng) for _ in range(40)]
-    with governed() as recorded:
+    with content_policy() as recorded:
         outcomes = [call(text) for text in lists]
         spans = recorded.spans()
     assert outcomes == [None] * 40
@@ -268,7 +251,7 @@ def test_every_text_the_request_carries_is_checked():
 
 def test_the_block_names_kinds_and_never_the_text(caplog):
     secret = SECRETS["aws secret key, credentials file"].rsplit(" ", 1)[1]
-    with caplog.at_level(logging.DEBUG, logger="genops"), governed() as recorded:
+    with caplog.at_level(logging.DEBUG, logger="genops"), content_policy() as recorded:
         blocked = call("deploy with " + SECRETS["aws secret key, credentials file"], "and mail ops@example.com")
         (span,) = recorded.spans()
     assert isinstance(blocked, PolicyViolation)
@@ -279,7 +262,7 @@ def test_the_block_names_kinds_and_never_the_text(caplog):
 
 
 def test_warn_mode_lets_the_call_run():
-    with governed("warn") as recorded:
+    with content_policy(GENOPS_CONTENT_POLICY="warn") as recorded:
         assert call(SECRETS["jwt hs256"]) is None
         (span,) = recorded.spans()
     assert span.attributes[semconv.GENOPS_POLICY_RESULT] == "WARNING"
@@ -298,7 +281,7 @@ def test_a_prompt_past_the_cap_is_judged_on_its_head_and_tail_and_says_so(caplog
     cap = content_rules.MAX_SCAN_CHARS
     body = _long_prompt(3 * cap)
     key = SECRETS["stripe live key"]
-    with caplog.at_level(logging.WARNING, logger="genops"), governed("warn") as recorded:
+    with caplog.at_level(logging.WARNING, logger="genops"), content_policy(GENOPS_CONTENT_POLICY="warn") as recorded:
         assert call("system prompt", body, "and the newest message: " + key) is None  # the tail is read
         assert call(body[: len(body) // 2] + " " + key + " " + body[len(body) // 2 :]) is None  # the middle is not
         assert call("short prompt " + key) is None
@@ -318,7 +301,7 @@ def test_a_prompt_that_is_all_candidates_is_checked_up_to_a_budget_and_says_so()
     adversarial = "SSN 000-12-3456 " * 20_000 + "+1234567 " * 20_000 + "@example.com " * 20_000
     result = content_rules.inspect([adversarial])
     assert result.kinds == () and not result.complete and result.scanned == result.total
-    with governed() as recorded:
+    with content_policy() as recorded:
         assert call(adversarial) is None
         (span,) = recorded.spans()
     assert span.attributes[SCAN_STATUS] == "partial"
@@ -361,7 +344,7 @@ def test_openai_chat_with_a_secret_is_refused_before_it_is_sent(openai_client):
     import openai
 
     client, sent = openai_client
-    with governed():
+    with content_policy():
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Deploy build 123.456.7890, part 463-19-1673"}])
         with pytest.raises(openai.PermissionDeniedError):
             client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": SECRETS["jwt hs256"]}])
@@ -382,7 +365,7 @@ def test_openai_tool_call_arguments_are_checked(openai_client):
             {"role": "tool", "tool_call_id": "t1", "content": "connected"},
         ]
 
-    with governed():
+    with content_policy():
         with pytest.raises(openai.PermissionDeniedError):
             client.chat.completions.create(model="gpt-4o-mini", messages=messages(SECRETS["url password postgres"]))
         assert sent == []
