@@ -56,10 +56,9 @@ def _end(proxy: Any, error: BaseException | None = None) -> None:
 
 
 def _pull(proxy: Any, pull: Any) -> Any:
-    """One chunk from ``pull`` with the proxy's call active while the SDK produces it: an SDK that
-    sends its request at the first chunk (google-genai) must not be recorded again by a lower layer
-    (the wire layer). The call is read at each pull: a plugin may begin it at the first chunk. A
-    plain function, not a closure kept on the proxy: no allocation per chunk, no reference cycle."""
+    """One chunk from ``pull`` with the proxy's call active while the SDK produces it (streams that
+    set ``sends_while_pulling``). The call is read at each pull: a plugin may begin it at the first
+    chunk. A plain function, not a closure kept on the proxy: no allocation per chunk, no cycle."""
     call = proxy._self_call
     if call.ended:
         return pull()
@@ -72,6 +71,13 @@ def _pull(proxy: Any, pull: Any) -> Any:
 
 class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
     """A synchronous SDK stream that reports its chunks to the engine."""
+
+    #: True for an SDK whose stream sends its requests while it is read (google-genai sends at the
+    #: first chunk, and again for each function-calling round): the call is then the active one
+    #: during each pull, so the wire layer counts those requests as its attempts, not as calls of
+    #: their own. Off by default: the other SDKs have sent their request before the stream exists,
+    #: and activating a call around every chunk is the largest part of the per-chunk cost.
+    sends_while_pulling: bool = False
 
     def __init__(self, stream: Any, call: Call, accumulator: StreamAccumulator) -> None:
         super().__init__(stream)
@@ -94,10 +100,11 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
     def _chunks(self, chunks: Any) -> Any:
         add = self._self_add
         pull = chunks.__next__
+        active = self.sends_while_pulling
         try:
             while True:
                 try:
-                    chunk = _pull(self, pull)
+                    chunk = _pull(self, pull) if active else pull()
                 except StopIteration:
                     break
                 try:
@@ -119,9 +126,10 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             raise TypeError(f"{type(self.__wrapped__).__name__!r} object is not an iterator")
         next_chunk = self._self_next
         add = self._self_add
+        active = self.sends_while_pulling
         while True:
             try:
-                chunk = _pull(self, next_chunk)
+                chunk = _pull(self, next_chunk) if active else next_chunk()
             except StopIteration:
                 _end(self)
                 raise
@@ -161,6 +169,8 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
 class RecordedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
     """An asynchronous SDK stream that reports its chunks to the engine."""
 
+    sends_while_pulling: bool = False  #: as on :class:`RecordedStream`
+
     def __init__(self, stream: Any, call: Call, accumulator: StreamAccumulator) -> None:
         super().__init__(stream)
         self._self_call = call
@@ -175,10 +185,9 @@ class RecordedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
         wrapped = self.__wrapped__
         add = self._self_add
         call = self._self_call
+        active = self.sends_while_pulling
         while True:
-            # The call is the active one while the SDK pulls: an SDK that sends its request at the
-            # first chunk (google-genai's async streams) must not be recorded again by a lower layer.
-            token = activate(call) if not call.ended else None
+            token = activate(call) if active and not call.ended else None
             try:
                 chunk = await wrapped.__anext__()
             except StopAsyncIteration:

@@ -1,6 +1,7 @@
-"""A recorded stream keeps its call the active one while the SDK pulls a chunk (an SDK that sends
-its request at the first chunk must not be recorded again by a lower layer), and not once the call
-ended: through ``next()`` (the proxy's ``__next__``) and through a ``for`` loop alike."""
+"""A stream whose SDK sends while it is read (``sends_while_pulling``) keeps its call the active one
+while the SDK pulls a chunk (so a lower layer does not record that request again), and not once the
+call ended; any other stream pulls its chunks without activating anything (the per-chunk cost).
+Through ``next()`` (the proxy's ``__next__``) and through a ``for`` loop alike."""
 
 from __future__ import annotations
 
@@ -40,14 +41,18 @@ class Tokens(StreamAccumulator):
         call.finish(response_model="gpt-4o-mini", usage=Usage(input_tokens=3, output_tokens=len(self.seen)))
 
 
-def _recorded_stream() -> tuple[SdkStream, Any, Any]:
+class SendingStream(RecordedStream):
+    sends_while_pulling = True
+
+
+def _recorded_stream(proxy: type = SendingStream) -> tuple[SdkStream, Any, Any]:
     sdk = SdkStream()
     call = begin_call(CallRequest(provider="openai", operation="chat", request_model="gpt-4o-mini", streaming=True))
-    return sdk, call, RecordedStream(sdk, call, Tokens())
+    return sdk, call, proxy(sdk, call, Tokens())
 
 
 @pytest.mark.parametrize("reading", ["next", "for"])
-def test_the_call_is_active_while_pulling_and_not_after_it_ended(reading: str) -> None:
+def test_a_stream_that_sends_while_pulling_has_its_call_active_then_and_not_after_it_ended(reading: str) -> None:
     with capture() as recorded:
         sdk, call, stream = _recorded_stream()
         if reading == "next":
@@ -63,5 +68,19 @@ def test_the_call_is_active_while_pulling_and_not_after_it_ended(reading: str) -
         if reading == "next":
             assert next(stream) == "late"  # pulled after the call ended: not active
             assert sdk.active_at_pull[-1] is False
+        (span,) = recorded.spans()
+        assert span.attributes["gen_ai.usage.output_tokens"] == 3
+
+
+@pytest.mark.parametrize("reading", ["next", "for"])
+def test_any_other_stream_pulls_without_activating_its_call(reading: str) -> None:
+    with capture() as recorded:
+        sdk, call, stream = _recorded_stream(RecordedStream)
+        chunks = [next(stream) for _ in range(3)] if reading == "next" else list(stream)
+        if reading == "next":
+            with pytest.raises(StopIteration):
+                next(stream)
+        assert chunks == ["a", "b", "c"] and call.ended
+        assert sdk.active_at_pull == [False, False, False, False]
         (span,) = recorded.spans()
         assert span.attributes["gen_ai.usage.output_tokens"] == 3

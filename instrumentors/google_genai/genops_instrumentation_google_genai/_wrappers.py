@@ -145,6 +145,8 @@ class _GenerateStream(RecordedStream):
     block where the SDK raises its own request errors: from the iteration.
     """
 
+    sends_while_pulling = True  # each pull may send a request (the first, and each AFC round)
+
     def __init__(self, stream: Any, prepared: Prepared) -> None:
         super().__init__(stream, NULL_CALL, GenerateAccumulator(capture_content(), prepared.state))
         self._self_prepared: Prepared | None = prepared
@@ -167,6 +169,8 @@ class _GenerateStream(RecordedStream):
 
 class _AsyncGenerateStream(RecordedAsyncStream):
     """The SDK's async stream generator, with the call's Rounds current while a chunk is fetched."""
+
+    sends_while_pulling = True
 
     async def __anext__(self) -> Any:
         token = _rounds.set(self._self_accumulator.rounds)
