@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,71 @@ def test_a_server_that_never_answers_is_a_bounded_ledger_error(silent_server):
     assert "Sup3rSecret" not in message and "ops:" not in message
     assert f"redis://***@127.0.0.1:{silent_server}/0" in message
     ledger.close()
+
+
+CHECK = BudgetCheck("budget|global|*|total|total", 10**12, True, None)
+BUCKETS = [Bucket(CHECK.key, None)]
+
+
+def test_a_server_that_lost_its_scripts_loads_them_again(redis_ledger, redis_url):
+    import redis
+
+    assert redis_ledger.reserve("t1", 100, [CHECK], NOW + 600, NOW).reserved
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.script_flush()  # a restarted or failed-over server has no scripts
+    finally:
+        client.close()
+    assert redis_ledger.settle("t1", 100, BUCKETS, 90, NOW) == {CHECK.key: (90, 0)}
+    assert redis_ledger.reserve("t2", 100, [CHECK], NOW + 600, NOW).figures[0] == (90, 0)
+
+
+def test_an_answer_that_came_too_late_is_never_read_as_the_next_commands(redis_url):
+    """The reserve times out on the client and its reply arrives later on that connection: the ledger
+    must drop the connection, or the next settlement would read the reserve's reply as its own."""
+    import time
+
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    ledger = RedisLedger(redis_url, timeout_ms=50)
+    try:
+        assert ledger.reserve("t0", 100, [CHECK], NOW + 600, NOW).reserved
+        stall = threading.Thread(target=client.execute_command, args=("DEBUG", "SLEEP", 0.3))
+        stall.start()
+        time.sleep(0.05)
+        with pytest.raises(LedgerError, match="Timeout"):
+            ledger.reserve("late", 700, [CHECK], NOW + 600, NOW)  # runs, and answers, once the server wakes
+        stall.join()
+        began = time.monotonic()
+        while ledger.pending and time.monotonic() - began < 10:  # the reserve's cancel, retried by the keeper
+            time.sleep(0.02)
+        assert ledger.pending == 0
+        assert ledger.settle("t0", 100, BUCKETS, 90, NOW) == {CHECK.key: (90, 0)}
+    finally:
+        ledger.close()
+        client.close()
+
+
+def test_the_ledgers_traffic_stays_out_of_the_applications_redis_instrumentation(redis_ledger):
+    """Redis instrumentations (OpenTelemetry's, Datadog's) wrap ``Redis.execute_command``; the ledger's
+    scripts must not appear in the application's traces as its own commands."""
+    import redis
+    import wrapt
+
+    seen: list[Any] = []
+
+    def record(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        seen.append(args[0])
+        return wrapped(*args, **kwargs)
+
+    original = redis.Redis.execute_command
+    wrapt.wrap_function_wrapper(redis.Redis, "execute_command", record)
+    try:
+        assert redis_ledger.reserve("t1", 100, [CHECK], NOW + 600, NOW).reserved
+        redis_ledger.settle("t1", 100, BUCKETS, 90, NOW)
+        redis_ledger.release("t2", 100, BUCKETS, NOW)
+    finally:
+        redis.Redis.execute_command = original
+    assert seen == []

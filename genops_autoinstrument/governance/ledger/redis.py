@@ -43,6 +43,7 @@ from .base import (
     ReserveOutcome,
     unique_buckets,
 )
+from .redis_wire import ScriptWire
 
 PREFIX = "genops:{ledger}:"
 LEASE_SECONDS = 20.0  # an in-flight reservation is held this long unless its live process renews it
@@ -162,7 +163,8 @@ class RedisLedger(Ledger):
         self.lease_seconds = lease_seconds
         self._lock = threading.Lock()
         self._client: Any = None
-        self._scripts: dict[str, Any] = {}
+        self._run: Callable[[str, Sequence[str], Sequence[Any]], Any] = _unopened
+        self._wire: ScriptWire | None = None
         self._pid = os.getpid()
         self._queue = SettlementQueue()
         self._flight: dict[str, tuple[str, tuple[str, ...], float, float, float]] = {}  # ticket -> member, zsets, now, monotonic, expiry
@@ -201,10 +203,12 @@ class RedisLedger(Ledger):
                         from redis.cluster import RedisCluster
 
                         client = RedisCluster.from_url("redis://" + url.split("://", 1)[1], socket_timeout=seconds, socket_connect_timeout=seconds)
+                        scripts = {name: client.register_script(body) for name, body in _SCRIPTS.items()}  # routed by key slot
+                        self._run = lambda name, keys, args: scripts[name](keys=keys, args=args)
                     else:
                         client = redis.Redis.from_url(url, socket_timeout=seconds, socket_connect_timeout=seconds)
-                    scripts = (("reserve", _RESERVE), ("settle", _SETTLE), ("release", _RELEASE), ("renew", _RENEW), ("hit", _HIT))
-                    self._scripts = {name: client.register_script(body) for name, body in scripts}
+                        self._wire = ScriptWire(client.connection_pool, _SCRIPTS)
+                        self._run = self._wire.run
                     self._client = client
                 client = self._client
         return client
@@ -214,7 +218,7 @@ class RedisLedger(Ledger):
         same script queued for retry when the ledger did not answer (it may have run anyway)."""
         try:
             self._redis()
-            out = self._scripts[script](keys=keys, args=args)
+            out = self._run(script, keys, args)
         except LedgerError:
             raise
         except Exception as error:  # redis.RedisError, OSError, timeouts
@@ -350,7 +354,7 @@ class RedisLedger(Ledger):
                 keys.append(zset)
                 args += [member, score]
         self._redis()
-        self._scripts["renew"](keys=keys, args=args)
+        self._run("renew", keys, args)
         return len(flight)
 
     def retry(self, seconds: float | None = None) -> int:
@@ -361,7 +365,7 @@ class RedisLedger(Ledger):
     def _resend(self, entry: Pending) -> None:
         try:
             self._redis()
-            self._scripts[entry.script](keys=entry.keys, args=entry.args)
+            self._run(entry.script, entry.keys, entry.args)
         except Exception as error:
             if _unanswered(error):
                 raise Retryable() from None
@@ -370,7 +374,8 @@ class RedisLedger(Ledger):
     def after_fork(self) -> None:
         self._lock = threading.Lock()
         self._client = None  # redis-py pools also reset on pid change; never reuse the parent's sockets
-        self._scripts = {}
+        self._wire = None  # nor the wire's: its connections are the parent's too
+        self._run = _unopened
         self._pid = os.getpid()
         self._flight = {}  # the parent's reservations: the parent renews and settles them
         self._queue.clear()
@@ -385,7 +390,10 @@ class RedisLedger(Ledger):
             self.retry(lifecycle.exit_seconds_left(EXIT_DRAIN_SECONDS))
             self._queue.give_up("the ledger did not answer before the process closed it")
         client, self._client = self._client, None
+        wire, self._wire = self._wire, None
         if client is not None and self._pid == os.getpid():
+            if wire is not None:
+                wire.close()
             try:
                 client.close()
             except Exception:
@@ -393,6 +401,11 @@ class RedisLedger(Ledger):
 
 
 _live: "weakref.WeakSet[RedisLedger]" = weakref.WeakSet()
+_SCRIPTS = {"reserve": _RESERVE, "settle": _SETTLE, "release": _RELEASE, "renew": _RENEW, "hit": _HIT}
+
+
+def _unopened(name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    raise LedgerError("the Redis ledger is not open")  # pragma: no cover - every caller opens it first
 
 
 def _mark(ticket_id: str) -> str:

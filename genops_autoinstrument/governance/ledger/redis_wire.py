@@ -1,0 +1,76 @@
+"""The Redis ledger's scripts, sent as ``EVALSHA`` over connections the ledger keeps for itself.
+
+Why not ``Script.__call__``: redis-py's command layer (arguments encoded one by one in Python, a pool
+that polls each connection for stray data, per-command observability hooks) costs the client more CPU
+per round trip than GenOps' whole decision, and on a fleet host that CPU, not the server, bounds
+budget decisions per second (``benchmarks/results/fleet_decisions.md``). Sending the packed command
+on a connection of our own halves it. It also keeps the ledger's traffic out of an application's own
+Redis instrumentation, which wraps ``Redis.execute_command``.
+
+Connections come from the client's pool factory (so URL options, TLS and credentials apply) and are
+kept in a last-in-first-out stack: as many as calls ran at once, each reused. A connection whose
+command failed in any way but a Redis error reply is disconnected before it is reused, so a late reply
+can never be read as the answer to another command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from typing import Any, Callable, Mapping, Sequence
+
+try:  # redis-py's hiredis extra: the same packer redis-py uses, without its per-argument Python pass
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - the extra is part of genops-autoinstrument[redis]
+    _hiredis_pack = None
+
+
+class ScriptWire:
+    """Run named Lua scripts by SHA on lean connections; load a script the server does not have."""
+
+    def __init__(self, pool: Any, scripts: Mapping[str, str]) -> None:
+        self._make: Callable[[], Any] = pool.make_connection
+        self._bodies = dict(scripts)
+        self._shas = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in scripts.items()}
+        self._idle: deque[Any] = deque()
+        kwargs = getattr(pool, "connection_kwargs", {})
+        utf8 = str(kwargs.get("encoding", "utf-8")).lower().replace("_", "-") in ("utf-8", "utf8")
+        self._fast = _hiredis_pack is not None and utf8  # hiredis packs text as UTF-8, redis-py as the URL says
+
+    def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """The script's reply; redis-py's errors as they are (a ``ResponseError`` for an error reply)."""
+        from redis.exceptions import NoScriptError
+
+        try:
+            connection = self._idle.pop()  # deque.pop/append are atomic: no lock on the hot path
+        except IndexError:
+            connection = self._make()
+        try:
+            try:
+                return self._ask(connection, ("EVALSHA", self._shas[name], len(keys), *keys, *args))
+            except NoScriptError:  # a restarted or flushed server: load it, then ask once more
+                self._ask(connection, ("SCRIPT", "LOAD", self._bodies[name]))
+                return self._ask(connection, ("EVALSHA", self._shas[name], len(keys), *keys, *args))
+        except BaseException as error:
+            from redis.exceptions import ResponseError
+
+            if not isinstance(error, ResponseError):  # its reply may still come: never read it later
+                connection.disconnect()  # (redis-py disconnects on most of these too; not every release on all)
+            raise
+        finally:
+            self._idle.append(connection)
+
+    def _ask(self, connection: Any, command: tuple[Any, ...]) -> Any:
+        if self._fast:
+            connection.send_packed_command((_hiredis_pack(command),))  # an iterable of buffers
+        else:
+            connection.send_command(*command)
+        return connection.read_response()
+
+    def close(self) -> None:
+        """Disconnect every kept connection (in the process that made them)."""
+        while self._idle:
+            try:
+                self._idle.pop().disconnect()
+            except Exception:
+                pass
