@@ -36,14 +36,24 @@ from genops_autoinstrument.pricing.prices import Price  # noqa: E402
 ESTIMATE = 0.00256  # USD: max_output_tokens=256 at $10/M (the prompt is priced at $0)
 TOTAL_KEY = "budget|global|*|total|total"
 GOAL_REDIS = 5000.0
-WHERE_THE_TIME_GOES = """Where the time goes (profiled on this machine, one process, cProfile and `time.process_time`):
-GenOps' own decision and settlement take about 40 µs of CPU per call; each Redis round trip costs
-the redis-py client about 70-100 µs of CPU with hiredis installed (130-170 µs without), and an
-allowed call makes two (reserve, settle). Past the alert threshold a
-settlement no longer asks the ledger again whether the alert was raised (a third round trip per call
-before). The server itself spent about 45 µs per script. With 16 processes on 2 CPUs each process's
-CPU per decision grows about fourfold (context switches, caches), so the figure is bounded by the
-clients' CPU on this host; the PING line above is the same processes' ceiling for any Redis client.
+BASELINE = "redis, before: through redis-py `Script` objects"
+WHERE_THE_TIME_GOES = """Where the time goes (profiled on this machine with cProfile, `time.process_time` and the server's
+`INFO cpu`/`commandstats`):
+- In one process, without contention, a decide + settle on Redis costs the client about 170 µs of
+  CPU through the ledger's wire (`governance/ledger/redis_wire.py`: the packed `EVALSHA` on a connection
+  of its own) against about 210 µs through redis-py's `Script` objects: GenOps' own decision and
+  settlement take about 60 µs, each round trip's packing, system calls and parsing the rest. The
+  server spends about 28 µs per script.
+- With 16 processes on 2 CPUs the clients' CPU per decision grows to about 400 µs (the table's
+  "clients" column): every round trip blocks, and with eight runnable processes per CPU each wake-up
+  is a context switch onto cold caches. The rate is then bounded by the host's scheduling, not by
+  Redis and not by the client library: the wire's saving does not show beyond the runs' spread at 16
+  processes, the same host decides far faster with 8 or 4 processes (table above), and 16 processes
+  whose every decision is a single round trip (all refused, no settlement) reach only about
+  5,000 decisions/s, the most any ledger client that waits for the ledger's answer gets here.
+- On hosts where each process has a CPU of its own, the bound is the server's CPU per decision
+  (the "server" column, 30-70 µs): by that, one redis-server serves some 15,000-30,000 decisions/s
+  (estimated from its CPU, not measured here).
 """
 
 
@@ -51,13 +61,25 @@ def _pricer(provider: str, model: Any, usage: Any, base: Any) -> Price:
     return Price(usage.output_tokens * 10 / 1e6)
 
 
-def _worker(args: tuple[str, float, int, Any, Any]) -> None:
-    url, budget, calls, start, results = args
+def _through_redis_py_scripts(ledger: Any) -> None:
+    """The baseline: the same scripts sent through redis-py's ``Script`` objects (how the ledger sent them before)."""
+    from genops_autoinstrument.governance.ledger.redis import _SCRIPTS
+
+    client = ledger._redis()
+    scripts = {name: client.register_script(body) for name, body in _SCRIPTS.items()}
+    ledger._run = lambda name, keys, args: scripts[name](keys=keys, args=args)
+
+
+def _worker(args: tuple[str, float, int, Any, Any, bool]) -> None:
+    url, budget, calls, start, results, baseline = args
     settings = config.load({"GENOPS_BUDGETS": f"global={budget!r}/total", "GENOPS_LEDGER_URL": url, "GENOPS_LEDGER_TIMEOUT_MS": "5000", "GENOPS_FAIL_MODE": "closed"})
     governor = EnforcingGovernor(settings, pricer=_pricer)
+    if baseline:
+        _through_redis_py_scripts(governor.ledger)
     request = CallRequest("openai", "chat", "gpt-4o", max_output_tokens=256, prompt_text=lambda: ["Summarise this paragraph please."])
     allowed = refused = failed = charged = 0
     start.wait()
+    cpu = time.process_time()
     for _ in range(calls):
         ticket = governor.decide(request, {})
         if ticket.decision.blocks:
@@ -69,9 +91,40 @@ def _worker(args: tuple[str, float, int, Any, Any]) -> None:
         governor.settle(ticket, ESTIMATE, True)
         allowed += 1
         charged += round(ESTIMATE * 1e9)
+    cpu = time.process_time() - cpu
     failures = governor.ledger_failures
     governor.close()
-    results.put((allowed, refused, failed, charged, failures))
+    results.put((allowed, refused, failed, charged, failures, cpu))
+
+
+def _empty(url: str) -> None:
+    """Start each run from an empty ledger (the runs share one server, or one file)."""
+    if url.startswith("sqlite:///"):
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            if os.path.exists(url[len("sqlite:///") :] + suffix):
+                os.remove(url[len("sqlite:///") :] + suffix)
+    elif url.startswith("redis://"):
+        import redis
+
+        client = redis.Redis.from_url(url)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+
+
+def _server_cpu(url: str) -> float | None:
+    """The redis-server's CPU seconds so far (user + system), or None for other ledgers."""
+    if not url.startswith("redis://"):
+        return None
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("cpu")
+    finally:
+        client.close()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def _pinger(args: tuple[str, int, Any, Any]) -> None:
@@ -104,22 +157,36 @@ def round_trip_ceiling(url: str, processes: int, calls: int) -> float:
     return done / elapsed
 
 
-def run(url: str, processes: int, calls: int) -> dict[str, Any]:
-    """All processes start together behind a barrier; wall time from the start to the last result."""
-    budget = round(ESTIMATE * processes * calls / 2, 9)
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median rate; every run's rate is kept in ``all_rates``."""
+    ordered = sorted(runs, key=lambda r: r["per_second"])
+    return {**ordered[len(ordered) // 2], "all_rates": [r["per_second"] for r in runs], "all_sound": all(r["charged"] == r["ledger_spent"] and r["overspend"] <= r["reservation"] for r in runs)}
+
+
+def run(url: str, processes: int, calls: int, refuse_all: bool = False, baseline: bool = False) -> dict[str, Any]:
+    """All processes start together behind a barrier; wall time from the start to the last result.
+
+    ``refuse_all``: a budget smaller than one call, so every decision is one round trip and no settlement.
+    ``baseline``: Redis scripts sent through redis-py's ``Script`` objects instead of the ledger's wire.
+    """
+    budget = round(ESTIMATE / 2 if refuse_all else ESTIMATE * processes * calls / 2, 9)
+    _empty(url)
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(processes + 1)
     results = context.Queue()
-    workers = [context.Process(target=_worker, args=((url, budget, calls, start, results),)) for _ in range(processes)]
+    workers = [context.Process(target=_worker, args=((url, budget, calls, start, results, baseline),)) for _ in range(processes)]
     for worker in workers:
         worker.start()
+    server_cpu = _server_cpu(url)
     start.wait()
     began = time.perf_counter()
-    totals = [0, 0, 0, 0, 0]
+    totals = [0, 0, 0, 0, 0, 0.0]
     for _ in workers:
         for i, value in enumerate(results.get(timeout=900)):
             totals[i] += value
     elapsed = time.perf_counter() - began
+    if server_cpu is not None:
+        server_cpu = _server_cpu(url) - server_cpu
     for worker in workers:
         worker.join()
     ledger = open_ledger(url, 5000)
@@ -127,15 +194,18 @@ def run(url: str, processes: int, calls: int) -> dict[str, Any]:
         figures = ledger.figures(TOTAL_KEY, time.time())
     finally:
         ledger.close()
-    allowed, refused, failed, charged, failures = totals
+    allowed, refused, failed, charged, failures, client_cpu = totals
+    decisions = allowed + refused + failed
     limit = round(budget * 1e9)
     return {
-        "decisions": allowed + refused + failed,
+        "decisions": decisions,
+        "client_cpu_us": client_cpu / decisions * 1e6,
+        "server_cpu_us": None if server_cpu is None else server_cpu / decisions * 1e6,
         "allowed": allowed,
         "refused": refused,
         "failed": failed + failures,
         "seconds": elapsed,
-        "per_second": (allowed + refused + failed) / elapsed,
+        "per_second": decisions / elapsed,
         "charged": charged,
         "ledger_spent": figures.spent,
         "ledger_reserved": figures.reserved,
@@ -150,6 +220,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1500, help="calls per process")
     parser.add_argument("--no-redis", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each case; the table shows the median run")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the Redis runs with fewer processes and the all-refused bound")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     folder = tempfile.mkdtemp(prefix="genops-fleet-")
@@ -157,32 +229,48 @@ def main() -> None:
     cases = []
     if redis is not None:
         cases.append(("redis (one loopback redis-server)", redis[1]))
+        cases.append((BASELINE, redis[1]))
     if not args.no_sqlite:
         cases.append(("sqlite (one file)", "sqlite:///" + os.path.join(folder, "fleet.db")))
     rows = []
+    sweep: list[tuple[str, dict[str, Any]]] = []
     ceiling = None
     try:
-        for name, url in cases:
-            rows.append((name, run(url, args.processes, args.calls)))
+        trials: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in cases}
+        for _ in range(args.repeats):  # interleaved, so a change in the host's load hits every case alike
+            for name, url in cases:
+                trials[name].append(run(url, args.processes, args.calls, baseline=name == BASELINE))
+        rows = [(name, _median_run(trials[name])) for name, _ in cases]
         if redis is not None:
             ceiling = round_trip_ceiling(redis[1], args.processes, args.calls * 2)
+            if not args.no_sweep:
+                total = args.processes * args.calls
+                sweep.append((f"{args.processes}, every call refused (one round trip each)", run(redis[1], args.processes, args.calls, refuse_all=True)))
+                for fewer in (args.processes // 2, args.processes // 4):
+                    if fewer >= 1:
+                        sweep.append((f"{fewer}, same total calls", run(redis[1], fewer, total // fewer)))
     finally:
         if redis is not None:
             redis[0].terminate()
             redis[0].wait(10)
     lines = [
-        "| ledger | processes | decisions | allowed | refused | ledger failures | seconds | decisions/s | charged = ledger total | left reserved | overspend (≤ 1 reservation) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
+        "| ledger | processes | decisions | allowed | refused | ledger failures | seconds | decisions/s | CPU µs per decision: clients / server | charged = ledger total | left reserved | overspend (≤ 1 reservation) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
     ]
     verdicts = []
     for name, r in rows:
         equal = "yes" if r["charged"] == r["ledger_spent"] else f"NO ({r['charged']} vs {r['ledger_spent']})"
         over = f"{r['overspend']} n$ ({'ok' if r['overspend'] <= r['reservation'] else 'NOT ok'})"
+        cpu = f"{r['client_cpu_us']:.0f} / " + ("-" if r["server_cpu_us"] is None else f"{r['server_cpu_us']:.0f}")
         lines.append(
             f"| {name} | {args.processes} | {r['decisions']:,} | {r['allowed']:,} | {r['refused']:,} | {r['failed']} | {r['seconds']:.2f} "
-            f"| {r['per_second']:,.0f} | {equal} | {r['ledger_reserved']} | {over} |"
+            f"| {r['per_second']:,.0f} | {cpu} | {equal} | {r['ledger_reserved']} | {over} |"
         )
-        if name.startswith("redis"):
+        if len(r["all_rates"]) > 1:
+            verdicts.append(f"- {name}: runs at {', '.join(f'{x:,.0f}' for x in r['all_rates'])} decisions/s; every run charged = ledger total and overspend ≤ 1 reservation: {'yes' if r['all_sound'] else 'NO'}")
+        if name == BASELINE:
+            verdicts.append(f"- Before (redis-py `Script` objects), same run: {r['per_second']:,.0f} decisions/s; the ledger's wire is {rows[0][1]['per_second'] / r['per_second']:.2f}x that")
+        elif name.startswith("redis"):
             verdicts.append(f"- Redis: {r['per_second']:,.0f} decisions/s with {args.processes} processes (goal {GOAL_REDIS:,.0f}/s: {'met' if r['per_second'] >= GOAL_REDIS else 'NOT met'})")
             if ceiling is not None:
                 # An allowed call is two round trips (reserve, settle), a refused one is one.
@@ -195,6 +283,16 @@ def main() -> None:
     if redis is None and not args.no_redis:
         verdicts.append("- Redis: not measured (no redis-server binary)")
     text = "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n"
+    if sweep:
+        text += (
+            "\nRedis on this host with fewer processes, and with every decision a single round trip:\n\n"
+            "| processes | decisions | allowed | decisions/s | CPU µs per decision: clients / server | charged = ledger total | overspend (≤ 1 reservation) |\n"
+            "|---|---:|---:|---:|---:|---|---|\n"
+        )
+        for name, r in sweep:
+            equal = "yes" if r["charged"] == r["ledger_spent"] else f"NO ({r['charged']} vs {r['ledger_spent']})"
+            over = f"{r['overspend']} n$ ({'ok' if r['overspend'] <= r['reservation'] else 'NOT ok'})"
+            text += f"| {name} | {r['decisions']:,} | {r['allowed']:,} | {r['per_second']:,.0f} | {r['client_cpu_us']:.0f} / {r['server_cpu_us']:.0f} | {equal} | {over} |\n"
     try:
         from importlib.metadata import version
 
@@ -207,7 +305,8 @@ def main() -> None:
         handle.write(
             "# Fleet budget decisions (benchmarks/bench_fleet_decisions.py)\n\n"
             f"{args.processes} processes (spawned, started together behind a barrier), {args.calls} calls each of"
-            " `decide` + `settle` against one shared `global` total budget sized for half of all calls;"
+            f" `decide` + `settle`, {args.repeats} runs of each case interleaved (the table shows the median run),"
+            " against one shared `global` total budget sized for half of all calls;"
             f" every call costs exactly its ${ESTIMATE} estimate; `GENOPS_FAIL_MODE=closed`, ledger timeout 5 s."
             f" Machine: {os.cpu_count()} CPU(s), shared with the ledger server, so with 16 processes"
             " the figure is bounded by CPU, not by the ledger. " + conditions + "\n\n" + text + "\n" + WHERE_THE_TIME_GOES
