@@ -10,6 +10,7 @@ the process stops first (exit, SIGTERM), as interrupted (see :mod:`genops_autoin
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import wrapt
@@ -69,15 +70,25 @@ def _pull(proxy: Any, pull: Any) -> Any:
         deactivate(token)
 
 
+def _sends_while_pulling(proxy: Any, stream: Any) -> bool:
+    """The proxy class's ``sends_while_pulling``, or, left at None, whether the stream is lazy."""
+    declared = type(proxy).sends_while_pulling
+    if declared is not None:
+        return bool(declared)
+    return inspect.isgenerator(stream) or inspect.isasyncgen(stream)
+
+
 class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
     """A synchronous SDK stream that reports its chunks to the engine."""
 
     #: True for an SDK whose stream sends its requests while it is read (google-genai sends at the
     #: first chunk, and again for each function-calling round): the call is then the active one
     #: during each pull, so the wire layer counts those requests as its attempts, not as calls of
-    #: their own. Off by default: the other SDKs have sent their request before the stream exists,
-    #: and activating a call around every chunk is the largest part of the per-chunk cost.
-    sends_while_pulling: bool = False
+    #: their own. ``None`` (the default): True when the SDK's stream is a generator (a lazy stream
+    #: sends nothing before it is pulled), else False: SDK stream objects (OpenAI's, Anthropic's,
+    #: Bedrock's) have sent their request before they exist, and activating a call around every
+    #: chunk is the largest part of the per-chunk cost.
+    sends_while_pulling: bool | None = None
 
     def __init__(self, stream: Any, call: Call, accumulator: StreamAccumulator) -> None:
         super().__init__(stream)
@@ -87,6 +98,7 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         # it pulls) plus the accumulator's add.
         self._self_next = getattr(stream, "__next__", None)
         self._self_add = accumulator.add
+        self._self_active = _sends_while_pulling(self, stream)
         _track(self, call)
 
     def __iter__(self) -> Any:
@@ -100,7 +112,7 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
     def _chunks(self, chunks: Any) -> Any:
         add = self._self_add
         pull = chunks.__next__
-        active = self.sends_while_pulling
+        active = self._self_active
         try:
             while True:
                 try:
@@ -126,7 +138,7 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             raise TypeError(f"{type(self.__wrapped__).__name__!r} object is not an iterator")
         next_chunk = self._self_next
         add = self._self_add
-        active = self.sends_while_pulling
+        active = self._self_active
         while True:
             try:
                 chunk = _pull(self, next_chunk) if active else next_chunk()
@@ -169,13 +181,14 @@ class RecordedStream(wrapt.ObjectProxy):  # type: ignore[misc]
 class RecordedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
     """An asynchronous SDK stream that reports its chunks to the engine."""
 
-    sends_while_pulling: bool = False  #: as on :class:`RecordedStream`
+    sends_while_pulling: bool | None = None  #: as on :class:`RecordedStream` (auto: an async generator)
 
     def __init__(self, stream: Any, call: Call, accumulator: StreamAccumulator) -> None:
         super().__init__(stream)
         self._self_call = call
         self._self_accumulator = accumulator
         self._self_add = accumulator.add
+        self._self_active = _sends_while_pulling(self, stream)
         _track(self, call)
 
     def __aiter__(self) -> "RecordedAsyncStream":
@@ -185,7 +198,7 @@ class RecordedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
         wrapped = self.__wrapped__
         add = self._self_add
         call = self._self_call
-        active = self.sends_while_pulling
+        active = self._self_active
         while True:
             token = activate(call) if active and not call.ended else None
             try:

@@ -84,3 +84,20 @@ def test_any_other_stream_pulls_without_activating_its_call(reading: str) -> Non
         assert sdk.active_at_pull == [False, False, False, False]
         (span,) = recorded.spans()
         assert span.attributes["gen_ai.usage.output_tokens"] == 3
+
+
+def _sdk_generator(sdk: SdkStream) -> Any:
+    """An SDK whose stream is a lazy generator (ollama's, cohere's): nothing is sent before a pull."""
+    yield from sdk
+
+
+def test_a_generator_stream_is_taken_to_send_while_pulling_unless_the_plugin_says_otherwise() -> None:
+    class Declared(RecordedStream):
+        sends_while_pulling = False
+
+    with capture():
+        for proxy, expected in ((RecordedStream, True), (Declared, False)):
+            sdk = SdkStream()
+            call = begin_call(CallRequest(provider="openai", operation="chat", request_model="gpt-4o-mini", streaming=True))
+            assert list(proxy(_sdk_generator(sdk), call, Tokens())) == ["a", "b", "c"]
+            assert sdk.active_at_pull == [expected] * 4

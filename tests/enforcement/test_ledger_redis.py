@@ -96,7 +96,8 @@ def test_a_server_that_lost_its_scripts_loads_them_again(redis_ledger, redis_url
 
 def test_an_answer_that_came_too_late_is_never_read_as_the_next_commands(redis_url):
     """The reserve times out on the client and its reply arrives later on that connection: the ledger
-    must drop the connection, or the next settlement would read the reserve's reply as its own."""
+    must drop the connection, or the next settlement would read the reserve's reply as its own.
+    (Fails, for one, when the wire reads with ``read_response(disconnect_on_error=False)``.)"""
     import time
 
     import redis
@@ -143,3 +144,18 @@ def test_the_ledgers_traffic_stays_out_of_the_applications_redis_instrumentation
     finally:
         redis.Redis.execute_command = original
     assert seen == []
+
+
+def test_a_connection_the_server_closed_is_reconnected_not_a_failed_decision(redis_ledger, redis_url):
+    """A restart, a failover, the server's idle ``timeout`` or a proxy closes kept connections; the
+    next decision must reconnect (as redis-py's pool does), not fail or refuse the call."""
+    import redis
+
+    assert redis_ledger.reserve("t1", 100, [CHECK], NOW + 600, NOW).reserved
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.execute_command("CLIENT KILL", "TYPE", "normal", "SKIPME", "yes") >= 1  # the ledger's
+    finally:
+        client.close()
+    assert redis_ledger.settle("t1", 100, BUCKETS, 90, NOW) == {CHECK.key: (90, 0)}
+    assert redis_ledger.reserve("t2", 100, [CHECK], NOW + 600, NOW).reserved

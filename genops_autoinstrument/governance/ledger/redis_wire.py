@@ -4,13 +4,14 @@ Why not ``Script.__call__``: redis-py's command layer (arguments encoded one by 
 that polls each connection for stray data, per-command observability hooks) costs the client more CPU
 per round trip than GenOps' whole decision, and on a fleet host that CPU, not the server, bounds
 budget decisions per second (``benchmarks/results/fleet_decisions.md``). Sending the packed command
-on a connection of our own halves it. It also keeps the ledger's traffic out of an application's own
-Redis instrumentation, which wraps ``Redis.execute_command``.
+on a connection of our own takes about a fifth less client CPU per decision. It also keeps the
+scripts' traffic out of an application's own Redis instrumentation, which wraps
+``Redis.execute_command``.
 
 Connections come from the client's pool factory (so URL options, TLS and credentials apply) and are
 kept in a last-in-first-out stack: as many as calls ran at once, each reused. A connection whose
 command failed in any way but a Redis error reply is disconnected before it is reused, so a late reply
-can never be read as the answer to another command.
+can never be read as the answer to another command; one the server closed is reconnected.
 """
 
 from __future__ import annotations
@@ -32,33 +33,61 @@ class ScriptWire:
         self._make: Callable[[], Any] = pool.make_connection
         self._bodies = dict(scripts)
         self._shas = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in scripts.items()}
-        self._idle: deque[Any] = deque()
+        self._idle: deque[tuple[Any, bool]] = deque()  # (connection, its last command was answered)
         kwargs = getattr(pool, "connection_kwargs", {})
         utf8 = str(kwargs.get("encoding", "utf-8")).lower().replace("_", "-") in ("utf-8", "utf8")
         self._fast = _hiredis_pack is not None and utf8  # hiredis packs text as UTF-8, redis-py as the URL says
 
     def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """The script's reply; redis-py's errors as they are (a ``ResponseError`` for an error reply)."""
-        from redis.exceptions import NoScriptError
+        """The script's reply; redis-py's errors as they are (a ``ResponseError`` for an error reply).
+
+        A kept connection the server has closed since its last answer (a restart, a failover, the
+        server's idle ``timeout``, ``CLIENT KILL``, a proxy) fails at once with a ``ConnectionError``:
+        the command is then sent once more on a new connection, as redis-py's own pool would have
+        reconnected first. Every script is safe to send twice: reservations, settlements and
+        releases are idempotent by ticket, a renewal sets the same score, and a rate hit counted
+        twice only makes the limit stricter.
+        """
+        from redis.exceptions import ConnectionError as RedisConnectionError
 
         try:
-            connection = self._idle.pop()  # deque.pop/append are atomic: no lock on the hot path
+            connection, answered = self._idle.pop()  # deque.pop/append are atomic: no lock on the hot path
         except IndexError:
-            connection = self._make()
+            connection, answered = self._make(), False
+        try:
+            reply = self._script(connection, name, keys, args)
+        except RedisConnectionError:
+            if not answered:  # a new or already failed connection: the server is not there
+                self._idle.append((connection, False))
+                raise
+            connection.disconnect()
+            try:
+                reply = self._script(connection, name, keys, args)
+            except BaseException:
+                self._idle.append((connection, False))
+                raise
+        except BaseException:
+            self._idle.append((connection, False))
+            raise
+        self._idle.append((connection, True))
+        return reply
+
+    def _script(self, connection: Any, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        from redis.exceptions import NoScriptError, ResponseError
+
         try:
             try:
                 return self._ask(connection, ("EVALSHA", self._shas[name], len(keys), *keys, *args))
             except NoScriptError:  # a restarted or flushed server: load it, then ask once more
                 self._ask(connection, ("SCRIPT", "LOAD", self._bodies[name]))
                 return self._ask(connection, ("EVALSHA", self._shas[name], len(keys), *keys, *args))
-        except BaseException as error:
-            from redis.exceptions import ResponseError
-
-            if not isinstance(error, ResponseError):  # its reply may still come: never read it later
-                connection.disconnect()  # (redis-py disconnects on most of these too; not every release on all)
+        except ResponseError:
+            raise  # an error reply: the connection is in step, keep it
+        except BaseException:
+            # Its reply may still come: never read it as another command's. (redis-py disconnects
+            # on most of these itself; this also covers a send that failed half-way.)
+            connection.disconnect()
             raise
-        finally:
-            self._idle.append(connection)
 
     def _ask(self, connection: Any, command: tuple[Any, ...]) -> Any:
         if self._fast:
@@ -71,6 +100,6 @@ class ScriptWire:
         """Disconnect every kept connection (in the process that made them)."""
         while self._idle:
             try:
-                self._idle.pop().disconnect()
+                self._idle.pop()[0].disconnect()
             except Exception:
                 pass

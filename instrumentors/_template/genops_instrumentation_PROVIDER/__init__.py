@@ -87,6 +87,8 @@ class _Chunks(StreamAccumulator):
 def _read(call: Call, response: Any, prepared: Prepared, is_async: bool) -> Any:
     """Report the response, or hand the application a stream proxy that reports it at its end."""
     if prepared.request.streaming:
+        # If the SDK sends while its stream is read, the call must be active then (see the kit's
+        # ``sends_while_pulling``: a generator stream is taken to send, an SDK stream object not).
         return (RecordedAsyncStream if is_async else RecordedStream)(response, call, _Chunks())
     _finish(call, get(response, "model"), get(response, "usage"))
     return response
