@@ -39,21 +39,19 @@ GOAL_REDIS = 5000.0
 BASELINE = "redis, before: through redis-py `Script` objects"
 WHERE_THE_TIME_GOES = """Where the time goes (profiled on this machine with cProfile, `time.process_time` and the server's
 `INFO cpu`/`commandstats`):
-- In one process, without contention, a decide + settle on Redis costs the client about 170 µs of
-  CPU through the ledger's wire (`governance/ledger/redis_wire.py`: the packed `EVALSHA` on a connection
-  of its own) against about 210 µs through redis-py's `Script` objects: GenOps' own decision and
-  settlement take about 60 µs, each round trip's packing, system calls and parsing the rest. The
-  server spends about 28 µs per script.
-- With 16 processes on 2 CPUs the clients' CPU per decision grows to about 400 µs (the table's
-  "clients" column): every round trip blocks, and with eight runnable processes per CPU each wake-up
-  is a context switch onto cold caches. The rate is then bounded by the host's scheduling, not by
-  Redis and not by the client library: the wire's saving does not show beyond the runs' spread at 16
-  processes, the same host decides far faster with 8 or 4 processes (table above), and 16 processes
-  whose every decision is a single round trip (all refused, no settlement) reach only about
-  5,000 decisions/s, the most any ledger client that waits for the ledger's answer gets here.
+- In one process, without contention, a decide + settle on Redis cost the client about 170 µs of
+  CPU through the ledger's wire (`governance/ledger/redis_wire.py`: the packed `EVALSHA` on a
+  connection of its own) against about 210 µs through redis-py's `Script` objects: GenOps' own
+  decision and settlement take about 60 µs, each round trip's packing, system calls and parsing the
+  rest. The server spent about 28 µs per script.
+- With 16 processes on 2 CPUs the clients' CPU per decision is well above that (the table's
+  "clients" column): every round trip blocks, and with eight runnable processes per CPU each
+  wake-up is a context switch onto cold caches. The rate then depends on the host's scheduling
+  and load more than on Redis or the client library: compare the runs with 8 and 4 processes
+  and the all-refused run (one round trip per decision) in the second table.
 - On hosts where each process has a CPU of its own, the bound is the server's CPU per decision
-  (the "server" column, 30-70 µs): by that, one redis-server serves some 15,000-30,000 decisions/s
-  (estimated from its CPU, not measured here).
+  (the "server" column): one redis-server then serves 1,000,000 / that many µs decisions per
+  second (estimated from its CPU, not measured here).
 """
 
 
