@@ -159,3 +159,15 @@ def test_a_connection_the_server_closed_is_reconnected_not_a_failed_decision(red
         client.close()
     assert redis_ledger.settle("t1", 100, BUCKETS, 90, NOW) == {CHECK.key: (90, 0)}
     assert redis_ledger.reserve("t2", 100, [CHECK], NOW + 600, NOW).reserved
+
+
+def test_a_reserve_sent_again_after_it_ran_is_answered_as_reserved_and_counted_once(redis_ledger):
+    """The wire resends a script when a connection fails; if the server had run the first send, the
+    second must not count the ticket's own amount twice (a refusal would leave the first one held)."""
+    check = BudgetCheck("budget|global|*|total|total", 150, True, None)
+    first = redis_ledger.reserve("t1", 100, [check], NOW + 600, NOW)
+    again = redis_ledger.reserve("t1", 100, [check], NOW + 600, NOW)
+    assert first.reserved and again.reserved
+    assert again.figures[0] == (0, 0)  # its own reservation is not counted against it
+    assert redis_ledger.figures(check.key, NOW) == (0, 100)  # held once
+    assert not redis_ledger.reserve("t2", 100, [check], NOW + 600, NOW).reserved  # another ticket sees it

@@ -52,18 +52,23 @@ _MEMORY_MS = TICKET_MEMORY_SECONDS * 1000
 # KEYS: per unique bucket, its spend key then its reservation zset; last, the ticket's mark.
 # ARGV: now, amount, ticket, lease expiry (the member's score), reservation expiry (the zset's life),
 # n checks, then per check (bucket index, limit, blocking). Mirrors base.is_over.
-# Reservation members are "ticket:amount". A ticket already settled or released reserves nothing.
+# Reservation members are "ticket:amount". A ticket already settled or released reserves nothing;
+# a ticket that already holds its reservation (the same reserve sent again) is answered as reserved,
+# its own amount not counted twice.
 _RESERVE = """
 local now = tonumber(ARGV[1]); local amount = tonumber(ARGV[2]); local ticket = ARGV[3]
 local score = tonumber(ARGV[4]); local keep = tonumber(ARGV[5]); local n = tonumber(ARGV[6])
 local nb = (#KEYS - 1) / 2
-local spent, held = {}, {}
+local mine = ticket .. ':' .. ARGV[2]
+local spent, held, already = {}, {}, false
 for i = 1, nb do
   local z = KEYS[2 * i]
   redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
   spent[i] = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
   local r = 0
-  for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do r = r + tonumber(string.match(m, ':(%d+)$')) end
+  for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do
+    if m == mine then already = true else r = r + tonumber(string.match(m, ':(%d+)$')) end
+  end
   held[i] = r
 end
 local out, blocked = {}, false
@@ -73,11 +78,11 @@ for c = 0, n - 1 do
   if over and blocking then blocked = true end
   table.insert(out, spent[b]); table.insert(out, held[b]); table.insert(out, over and 1 or 0)
 end
-if redis.call('EXISTS', KEYS[#KEYS]) == 1 then blocked = true end
+if redis.call('EXISTS', KEYS[#KEYS]) == 1 then blocked = true elseif already then blocked = false end
 if not blocked then
   for i = 1, nb do
     local z = KEYS[2 * i]
-    redis.call('ZADD', z, score, ticket .. ':' .. ARGV[2])
+    redis.call('ZADD', z, score, mine)
     local ttl = redis.call('PTTL', z); local want = math.ceil((keep - now) * 1000) + 60000
     if ttl < want then redis.call('PEXPIRE', z, want) end
   end

@@ -17,6 +17,7 @@ can never be read as the answer to another command; one the server closed is rec
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import deque
 from typing import Any, Callable, Mapping, Sequence
 
@@ -37,6 +38,8 @@ class ScriptWire:
         kwargs = getattr(pool, "connection_kwargs", {})
         utf8 = str(kwargs.get("encoding", "utf-8")).lower().replace("_", "-") in ("utf-8", "utf8")
         self._fast = _hiredis_pack is not None and utf8  # hiredis packs text as UTF-8, redis-py as the URL says
+        timeout = kwargs.get("socket_timeout")
+        self._at_once = timeout / 2 if timeout else float("inf")  # a closed connection fails sooner than this
 
     def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """The script's reply; redis-py's errors as they are (a ``ResponseError`` for an error reply).
@@ -44,28 +47,29 @@ class ScriptWire:
         A kept connection the server has closed since its last answer (a restart, a failover, the
         server's idle ``timeout``, ``CLIENT KILL``, a proxy) fails at once with a ``ConnectionError``:
         the command is then sent once more on a new connection, as redis-py's own pool would have
-        reconnected first. Every script is safe to send twice: reservations, settlements and
-        releases are idempotent by ticket, a renewal sets the same score, and a rate hit counted
-        twice only makes the limit stricter.
+        reconnected first (not when the failure took half the timeout: the call's wait stays
+        bounded). Every script is safe to send twice: a reserve whose ticket already holds its
+        reservation is answered as reserved, settlements and releases are idempotent by ticket, a
+        renewal sets the same score, and a rate hit counted twice only makes the limit stricter.
         """
-        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import ConnectionError as RedisConnectionError, ResponseError
 
         try:
             connection, answered = self._idle.pop()  # deque.pop/append are atomic: no lock on the hot path
         except IndexError:
             connection, answered = self._make(), False
+        began = time.monotonic()
         try:
-            reply = self._script(connection, name, keys, args)
-        except RedisConnectionError:
-            if not answered:  # a new or already failed connection: the server is not there
-                self._idle.append((connection, False))
-                raise
-            connection.disconnect()
             try:
                 reply = self._script(connection, name, keys, args)
-            except BaseException:
-                self._idle.append((connection, False))
-                raise
+            except RedisConnectionError:
+                if not answered or time.monotonic() - began >= self._at_once:
+                    raise  # a new or already failed connection, or a slow failure: not a closed one
+                connection.disconnect()
+                reply = self._script(connection, name, keys, args)
+        except ResponseError:
+            self._idle.append((connection, True))  # an error reply: the connection is in step
+            raise
         except BaseException:
             self._idle.append((connection, False))
             raise
