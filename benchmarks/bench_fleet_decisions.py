@@ -158,7 +158,20 @@ def round_trip_ceiling(url: str, processes: int, calls: int) -> float:
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run with the median rate; every run's rate is kept in ``all_rates``."""
     ordered = sorted(runs, key=lambda r: r["per_second"])
-    return {**ordered[len(ordered) // 2], "all_rates": [r["per_second"] for r in runs], "all_sound": all(r["charged"] == r["ledger_spent"] and r["overspend"] <= r["reservation"] for r in runs)}
+    return {**ordered[len(ordered) // 2], "all_rates": [r["per_second"] for r in runs], "all_sound": all(map(_sound, runs))}
+
+
+def _sound(r: dict[str, Any]) -> bool:
+    """Nothing lost or counted twice, and at most one reservation of overspend."""
+    return r["charged"] == r["ledger_spent"] and r["overspend"] <= r["reservation"]
+
+
+def _columns(r: dict[str, Any]) -> tuple[str, str, str]:
+    """A run's CPU per decision, charged-equals-ledger and overspend cells."""
+    cpu = f"{r['client_cpu_us']:.0f} / " + ("-" if r["server_cpu_us"] is None else f"{r['server_cpu_us']:.0f}")
+    equal = "yes" if r["charged"] == r["ledger_spent"] else f"NO ({r['charged']} vs {r['ledger_spent']})"
+    over = f"{r['overspend']} n$ ({'ok' if r['overspend'] <= r['reservation'] else 'NOT ok'})"
+    return cpu, equal, over
 
 
 def run(url: str, processes: int, calls: int, refuse_all: bool = False, baseline: bool = False) -> dict[str, Any]:
@@ -257,9 +270,7 @@ def main() -> None:
     ]
     verdicts = []
     for name, r in rows:
-        equal = "yes" if r["charged"] == r["ledger_spent"] else f"NO ({r['charged']} vs {r['ledger_spent']})"
-        over = f"{r['overspend']} n$ ({'ok' if r['overspend'] <= r['reservation'] else 'NOT ok'})"
-        cpu = f"{r['client_cpu_us']:.0f} / " + ("-" if r["server_cpu_us"] is None else f"{r['server_cpu_us']:.0f}")
+        cpu, equal, over = _columns(r)
         lines.append(
             f"| {name} | {args.processes} | {r['decisions']:,} | {r['allowed']:,} | {r['refused']:,} | {r['failed']} | {r['seconds']:.2f} "
             f"| {r['per_second']:,.0f} | {cpu} | {equal} | {r['ledger_reserved']} | {over} |"
@@ -288,9 +299,8 @@ def main() -> None:
             "|---|---:|---:|---:|---:|---|---|\n"
         )
         for name, r in sweep:
-            equal = "yes" if r["charged"] == r["ledger_spent"] else f"NO ({r['charged']} vs {r['ledger_spent']})"
-            over = f"{r['overspend']} n$ ({'ok' if r['overspend'] <= r['reservation'] else 'NOT ok'})"
-            text += f"| {name} | {r['decisions']:,} | {r['allowed']:,} | {r['per_second']:,.0f} | {r['client_cpu_us']:.0f} / {r['server_cpu_us']:.0f} | {equal} | {over} |\n"
+            cpu, equal, over = _columns(r)
+            text += f"| {name} | {r['decisions']:,} | {r['allowed']:,} | {r['per_second']:,.0f} | {cpu} | {equal} | {over} |\n"
     try:
         from importlib.metadata import version
 

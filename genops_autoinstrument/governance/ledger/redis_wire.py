@@ -31,6 +31,10 @@ class ScriptWire:
     """Run named Lua scripts by SHA on lean connections; load a script the server does not have."""
 
     def __init__(self, pool: Any, scripts: Mapping[str, str]) -> None:
+        from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, ResponseError
+
+        # Looked up once: the exception classes are read on every call (redis is loaded by now).
+        self._closed, self._no_script, self._error_reply = RedisConnectionError, NoScriptError, ResponseError
         self._make: Callable[[], Any] = pool.make_connection
         self._bodies = dict(scripts)
         self._shas = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in scripts.items()}
@@ -52,8 +56,6 @@ class ScriptWire:
         reservation is answered as reserved, settlements and releases are idempotent by ticket, a
         renewal sets the same score, and a rate hit counted twice only makes the limit stricter.
         """
-        from redis.exceptions import ConnectionError as RedisConnectionError, ResponseError
-
         try:
             connection, answered = self._idle.pop()  # deque.pop/append are atomic: no lock on the hot path
         except IndexError:
@@ -62,12 +64,11 @@ class ScriptWire:
         try:
             try:
                 reply = self._script(connection, name, keys, args)
-            except RedisConnectionError:
+            except self._closed:  # _script has disconnected it: the resend reconnects
                 if not answered or time.monotonic() - began >= self._at_once:
                     raise  # a new or already failed connection, or a slow failure: not a closed one
-                connection.disconnect()
                 reply = self._script(connection, name, keys, args)
-        except ResponseError:
+        except self._error_reply:
             self._idle.append((connection, True))  # an error reply: the connection is in step
             raise
         except BaseException:
@@ -77,15 +78,13 @@ class ScriptWire:
         return reply
 
     def _script(self, connection: Any, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        from redis.exceptions import NoScriptError, ResponseError
-
         try:
             try:
                 return self._ask(connection, ("EVALSHA", self._shas[name], len(keys), *keys, *args))
-            except NoScriptError:  # a restarted or flushed server: load it, then ask once more
+            except self._no_script:  # a restarted or flushed server: load it, then ask once more
                 self._ask(connection, ("SCRIPT", "LOAD", self._bodies[name]))
                 return self._ask(connection, ("EVALSHA", self._shas[name], len(keys), *keys, *args))
-        except ResponseError:
+        except self._error_reply:
             raise  # an error reply: the connection is in step, keep it
         except BaseException:
             # Its reply may still come: never read it as another command's. (redis-py disconnects
